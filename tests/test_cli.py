@@ -1,0 +1,30 @@
+"""The `ftbook` command: verbs, outputs, and errors as one line with status 2."""
+import json
+
+from conftest import run_cli
+
+
+def test_models_lists_both_real_presets_as_available():
+    r = run_cli("models")
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:] if l.strip()}
+    assert rows["smollm2-135m-instruct"][2] == "yes" and rows["minilm-l6"][2] == "yes"
+
+
+def test_quick_tour_writes_report_plots_and_html(tmp_path):
+    r = run_cli("tour", "--quick", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    names = [x["name"] for x in report["recipes"]]
+    assert names[0] == "pretrained"
+    pre = report["recipes"][0]["metrics"]
+    assert pre["smollm2_capital_correct"] == 1 and 0.5 < pre["zero_shot_accuracy"] <= 1
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    html = (tmp_path / "index.html").read_text()
+    assert all(p.name in html for p in pngs)
+
+
+def test_unknown_recipe_is_a_clean_error(tmp_path):
+    r = run_cli("tour", "--only", "nope", "--out", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "recipes are:" in r.stderr

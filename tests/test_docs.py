@@ -1,0 +1,64 @@
+"""The documentation site builds offline, and each page renders in headless Chromium with its title, code and figures."""
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync"]
+# Reference pages (library API, the command line) need no figure; every other numbered notebook is a chapter and must
+# show at least one.
+REFERENCE = {"00_config", "12_cli"}
+PAGES = sorted(p.stem for p in (ROOT / "nbs").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def site():
+    r = subprocess.run([sys.executable, "tools/build_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    docs = ROOT / "_docs"
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(docs))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield docs, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM: pytest.fail("chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:])
+        yield b
+        b.close()
+
+
+def test_every_notebook_has_a_page(site):
+    docs, _ = site
+    assert {p.stem for p in docs.glob("*.html")} >= set(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_title_code_and_figures(site, browser, page):
+    docs, url = site
+    pg = browser.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(f"{url}/{page}.html", wait_until="load")
+    nb_title = pg.locator("h1").first.inner_text().strip()
+    assert nb_title and nb_title in pg.title()
+    assert pg.locator("div.sourceCode, pre code").count() > 0, "no code on the page"
+    figures = pg.evaluate("Array.from(document.images).filter(i => !i.src.startsWith('http')).map(i => i.naturalWidth)")
+    if page not in REFERENCE and page != "index":
+        assert figures and all(w > 100 for w in figures), f"{page}: no figure rendered ({figures})"
+    assert not errors, errors
+    pg.close()
