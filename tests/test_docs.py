@@ -24,9 +24,9 @@ def site():
     r = subprocess.run([sys.executable, "tools/build_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     docs = ROOT / "_docs"
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(docs))
-    handler.log_message = lambda *a: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(docs)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield docs, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
