@@ -49,6 +49,10 @@ def detect_format(keys,  # the field names of one record
     for fmt, req in FORMATS.items():
         if set(req) <= keys: return fmt
     fmt, req = max(FORMATS.items(), key=lambda kv: len(set(kv[1]) & keys) / len(kv[1]))  # the best partial match
+    if not set(req) & keys:  # no format shares a field: list them all rather than guess one
+        found = ", ".join(sorted(keys)) or "none"
+        raise DataError(file, line, None, f"the record matches no format (fields found: {found})",
+                        "name the fields after one format: " + "; ".join(f"{f} ({', '.join(r)})" for f, r in FORMATS.items()))
     missing = [f for f in req if f not in keys]
     hint = {m: difflib.get_close_matches(m, keys, n=1, cutoff=0.6) for m in missing}
     did = "; ".join(f"rename {h[0]!r} to {m!r}" for m, h in hint.items() if h)
@@ -138,10 +142,11 @@ def _decode(path: Path) -> str:
 
 
 def _looks_like(text: str) -> str:
-    first = text.lstrip()[:200]
+    "A guess at what a file holds, from its first line: JSON, TSV, CSV or plain text."
+    first = (text.lstrip().splitlines() or [""])[0]
     if first.startswith(("{", "[")): return "JSON"
-    if "\t" in first.splitlines()[0] if first else False: return "TSV"
-    if "," in (first.splitlines()[0] if first else ""): return "CSV"
+    if "\t" in first: return "TSV"
+    if "," in first: return "CSV"
     return "plain text"
 
 

@@ -7,6 +7,8 @@ Docs: https://ftbook.github.io/ftbook/pretrained.html.md"""
 # %% ../nbs/01_pretrained.ipynb #bce4e508
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib.util
 import json
 import os
@@ -20,8 +22,9 @@ from .config import ModelError, Result, cache_dir, DATA_DIR, hub_reachable
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'PRESETS', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'Preset', 'resolve_model',
-           'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate', 'training_flops', 'plot_compute',
-           'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify', 'pretrained_recipe']
+           'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate', 'training_flops',
+           'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
+           'pretrained_recipe']
 
 # %% ../nbs/01_pretrained.ipynb #53de6510
 import torch
@@ -194,6 +197,19 @@ def resolve_model(name: str | os.PathLike  # a preset name, a local folder, or a
                          f"on a connected machine and pass its folder") from None
 
 # %% ../nbs/01_pretrained.ipynb #8503aba1
+_TRUST = contextvars.ContextVar("ftbook_trust", default=(False, False))
+
+
+@contextlib.contextmanager
+def trusted_sources(allow_pickle: bool = False,  # accept pickled .bin weights where no safetensors exist
+                    trust_remote_code: bool = False,  # run modelling/tokenizer code shipped with the model
+                   ):
+    "Within the block, `load_model` and `load_tokenizer` use these as their defaults (both off outside it)."
+    token = _TRUST.set((allow_pickle, trust_remote_code))
+    try: yield
+    finally: _TRUST.reset(token)
+
+# %% ../nbs/01_pretrained.ipynb #82a4fc21
 TASKS = {"causal-lm": AutoModelForCausalLM, "masked-lm": AutoModelForMaskedLM,
          "seq-cls": AutoModelForSequenceClassification, "embed": AutoModel}
 
@@ -205,8 +221,9 @@ def _default_task(name: str, where: str) -> str:
 
 
 def load_tokenizer(name: str | os.PathLike,  # preset, folder or hub id
-                   trust_remote_code: bool = False):  # run tokenizer code from the repository (only for sources you trust)
+                   trust_remote_code: bool | None = None):  # run tokenizer code from the repository; None: `trusted_sources`' setting (off)
     "The tokenizer for `name`, with a pad token set (decoders often ship without one)."
+    if trust_remote_code is None: trust_remote_code = _TRUST.get()[1]
     tok = AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return tok
@@ -217,25 +234,31 @@ def load_model(name: str | os.PathLike,  # preset, folder or hub id
                num_labels: int | None = None,  # outputs of a 'seq-cls' head (1 = a regression score)
                dtype: str | torch.dtype = "float32",  # weight dtype; train in float32 and let mixed precision cast
                device: str | None = None,  # None: cuda when available, else cpu
-               allow_pickle: bool = False,  # also accept pickled .bin weights (they can run code when loaded)
-               trust_remote_code: bool = False,  # run modelling code from the repository
+               allow_pickle: bool | None = None,  # also accept pickled .bin weights (they can run code when loaded); None: off
+               trust_remote_code: bool | None = None,  # run modelling code from the repository; None: off
                **kwargs) -> PreTrainedModel:  # passed to `from_pretrained` (e.g. `id2label`)
     "A pretrained model with the head for `task`, loaded from safetensors."
+    if allow_pickle is None: allow_pickle = _TRUST.get()[0]
+    if trust_remote_code is None: trust_remote_code = _TRUST.get()[1]
     where = resolve_model(name)
-    task = task or _default_task(str(name), where)
-    if task not in TASKS: raise ModelError(str(name), f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
     if num_labels is not None: kwargs["num_labels"] = num_labels
-    if task == "seq-cls" and "pad_token_id" not in kwargs:
-        pad = load_tokenizer(name).pad_token_id  # decoders used as classifiers must know which token is padding
-        if pad is not None: kwargs["pad_token_id"] = pad
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     try:
+        task = task or _default_task(str(name), where)
+        if task not in TASKS: raise ModelError(str(name), f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
+        if task == "seq-cls" and "pad_token_id" not in kwargs:
+            pad = load_tokenizer(name, trust_remote_code).pad_token_id  # a decoder used as a classifier must know its padding
+            if pad is not None: kwargs["pad_token_id"] = pad
         model = TASKS[task].from_pretrained(where, dtype=dtype, use_safetensors=None if allow_pickle else True,
                                             trust_remote_code=trust_remote_code, **kwargs)
     except OSError as e:
         if allow_pickle or "safetensors" not in str(e).lower(): raise
         raise ModelError(str(name), "it has no safetensors weights, only pickled files, which can run arbitrary code when loaded",
                          "convert it to safetensors, or pass allow_pickle=True (--allow-pickle) if you trust its source") from None
+    except ValueError as e:
+        if "trust_remote_code" not in str(e): raise
+        raise ModelError(str(name), "it needs modelling code from its own folder or repository, and ftbook does not run such code by default",
+                         "read that code, then pass trust_remote_code=True (--trust-remote-code) if you trust its source") from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
 

@@ -16,7 +16,7 @@ from .config import ConfigError, Profile, get_profile
 
 # %% auto #0
 __all__ = ['CKPT_MARKER', 'quiet', 'seed_everything', 'training_args', 'atomic_write_text', 'CheckpointMarker', 'last_checkpoint',
-           'run_training', 'save_model', 'plot_losses']
+           'TrainingError', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import torch
@@ -87,7 +87,7 @@ def training_args(output_dir: str | os.PathLike,  # where the Trainer writes che
 # %% ../nbs/02b_train.ipynb #f5991af8
 import json
 import shutil
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 CKPT_MARKER = "ftbook-complete.json"
@@ -103,12 +103,17 @@ def atomic_write_text(path: str | os.PathLike, text: str):
     os.replace(tmp, path)
 
 
+def _finite(model) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
+
+
 class CheckpointMarker(TrainerCallback):
-    "Marks each checkpoint complete once the Trainer has written all of it."
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            ckpt = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            if ckpt.is_dir(): atomic_write_text(ckpt / CKPT_MARKER, json.dumps({"global_step": state.global_step}))
+    "Marks each checkpoint complete once the Trainer has written all of it, unless its weights hold NaN or inf."
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero: return
+        ckpt = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if ckpt.is_dir() and (model is None or _finite(model)):
+            atomic_write_text(ckpt / CKPT_MARKER, json.dumps({"global_step": state.global_step}))
 
 
 def last_checkpoint(run_dir: str | os.PathLike  # the Trainer's output_dir
@@ -120,14 +125,86 @@ def last_checkpoint(run_dir: str | os.PathLike  # the Trainer's output_dir
     return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 # %% ../nbs/02b_train.ipynb #d316ccdf
+from .config import FtbookError
+
+
+class TrainingError(FtbookError):
+    "Training stopped on a fault it cannot recover from by itself (non-finite loss, out of memory)."
+
+
+class _NonFinite(Exception):
+    def __init__(self, step, loss): self.step, self.loss = step, loss
+
+
+def _fingerprints(inputs) -> list[str]:
+    import hashlib
+    ids, mask = inputs.get("input_ids"), inputs.get("attention_mask")
+    if ids is None: return []
+    rows = [r[m.bool()] if m is not None else r for r, m in zip(ids.cpu(), mask.cpu() if mask is not None else [None] * len(ids))]
+    return [hashlib.sha1(r.numpy().tobytes()).hexdigest()[:12] for r in rows]
+
+
+def _guard(trainer):
+    "Wrap `trainer.training_step`: stop on a non-finite loss, and trace batches when FTBOOK_TRACE_BATCHES is set."
+    if getattr(trainer, "_ftbook_guarded", False): return
+    step_fn, trace = trainer.training_step, os.environ.get("FTBOOK_TRACE_BATCHES")
+    def training_step(model, inputs, *args, **kwargs):
+        if trace:
+            with open(trace, "a") as f: f.write(f"{trainer.state.global_step + 1}\t{' '.join(_fingerprints(inputs))}\n")
+        loss = step_fn(model, inputs, *args, **kwargs)
+        if not torch.isfinite(loss).all(): raise _NonFinite(trainer.state.global_step + 1, loss.item())
+        return loss
+    trainer.training_step, trainer._ftbook_guarded = training_step, True
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower()
+
+
+def _nan_message(trainer, e: _NonFinite) -> str:
+    a, ckpt = trainer.args, last_checkpoint(trainer.args.output_dir)
+    causes = [f"the learning rate is too high ({a.learning_rate:g}): try a tenth of it"]
+    if a.fp16: causes.append("float16 overflowed: train in bfloat16 (if the GPU has it) or float32")
+    causes.append("a bad example: rerun with FTBOOK_TRACE_BATCHES=trace.tsv to see which examples that step trained on")
+    where = f"The last good checkpoint is {ckpt}; fix the cause and rerun with --resume." if ckpt else "No checkpoint was saved before it."
+    return (f"Training stopped at step {e.step}: the loss became {e.loss}. Likely causes, most common first: "
+            + "; ".join(causes) + f". {where}")
+
+
+def _oom_message(trainer) -> str:
+    a = trainer.args
+    return (f"Out of memory at micro-batch size {a.per_device_train_batch_size}. Try, in order: --batch-size "
+            f"{max(1, a.per_device_train_batch_size // 2)} --grad-accum {a.gradient_accumulation_steps * 2} (same effective "
+            f"batch); activation checkpointing (gradient_checkpointing=True); or --lora.")
+
+# %% ../nbs/02b_train.ipynb #c806c457
+def _finished(trainer, ckpt: Path) -> bool:
+    "Whether checkpoint `ckpt` already holds the final step of a `max_steps` run."
+    st = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    return trainer.args.max_steps > 0 and st.global_step >= trainer.args.max_steps
+
+
 def run_training(trainer,  # a transformers or TRL trainer
                  resume: bool = False,  # continue from the last complete checkpoint in `trainer.args.output_dir`
                 ):
-    "Train, marking checkpoints complete and resuming from the newest complete one when asked."
+    "Train with complete-checkpoint markers, a NaN/inf guard and a one-line out-of-memory hint; resume when asked."
     if not any(isinstance(c, CheckpointMarker) for c in trainer.callback_handler.callbacks):
         trainer.add_callback(CheckpointMarker())
+    _guard(trainer)
     ckpt = last_checkpoint(trainer.args.output_dir) if resume else None
-    return trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    if ckpt and _finished(trainer, ckpt):  # the Trainer would train one step past max_steps; load the result instead
+        from transformers.trainer_utils import TrainOutput
+        trainer._load_from_checkpoint(str(ckpt))
+        trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+        loss = next((h["train_loss"] for h in reversed(trainer.state.log_history) if "train_loss" in h), float("nan"))
+        return TrainOutput(trainer.state.global_step, loss, {})
+    try:
+        return trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    except _NonFinite as e:
+        raise TrainingError(_nan_message(trainer, e)) from None
+    except (RuntimeError, MemoryError) as e:
+        if _is_oom(e): raise TrainingError(_oom_message(trainer)) from None
+        raise
 
 
 def save_model(model, tokenizer,  # what to save
@@ -155,3 +232,19 @@ def plot_losses(runs: dict[str, list[dict]],  # label -> a Trainer's `state.log_
     ax.set_xlabel("optimizer step"); ax.set_ylabel("training loss (cross-entropy, nats)"); ax.legend()
     fig.tight_layout()
     return fig
+
+# %% ../nbs/02b_train.ipynb #1ccd2282
+def lora_targets(model: torch.nn.Module,  # the model the adapters go on
+                 targets: str | list[str] = "all-linear",  # 'all-linear', or module names, as a list or comma-separated
+                ) -> str | list[str]:
+    "`targets` as peft's `LoraConfig(target_modules=...)` takes them, after checking each name is a linear layer of `model`."
+    if targets == "all-linear": return targets
+    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
+    from transformers.pytorch_utils import Conv1D  # GPT-2 style linear layers
+    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+    missing = [t for t in names if t not in linear]
+    if missing or not names:
+        raise ConfigError(f"LoRA target module {', '.join(map(repr, missing)) or '(none given)'} is not a linear layer of "
+                          f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}.\n"
+                          f"Fix: pass some of those names (e.g. --lora-targets {','.join(sorted(linear)[:2])}) or 'all-linear'.")
+    return names
