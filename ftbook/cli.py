@@ -18,8 +18,10 @@ from pathlib import Path
 from .config import FtbookError, Result
 
 # %% auto #0
-__all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour',
-           'cmd_tour', 'add_tour_parser', 'build_parser', 'main']
+__all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'model_flags', 'prepare_out', 'cmd_models',
+           'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
+           'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
+           'cmd_sft', 'add_sft_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -58,6 +60,14 @@ def verb(add_parser):
     "Register `add_parser(subparsers)` as a verb of the `ftbook` command."
     PARSERS.append(add_parser)
     return add_parser
+
+
+def model_flags(p):
+    "Add the flags every verb that loads a model shares: loading pickles or remote code is opt-in."
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="accept pickled .bin weights when a model has no safetensors (they can run code when loaded)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the modelling code a model ships with (read it first; only for sources you trust)")
 
 
 def prepare_out(out: str | Path) -> Path:
@@ -177,8 +187,253 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script: errors print as one message and exit with status 2."
+    from ftbook.models import trusted_sources
     args = build_parser().parse_args(argv)
-    try: return args.func(args)
+    try:
+        with trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
+            return args.func(args)
     except FtbookError as e:
         print(f"ftbook {args.verb}: error: {e}", file=sys.stderr)
         return 2
+
+# %% ../nbs/12_cli.ipynb #8061a39e
+def cmd_leakage(args) -> int:
+    "Report the overlap of two data files and write leakage.json (and the cleaned eval set with --clean)."
+    from ftbook.config import ConfigError
+    from ftbook.data import load_data
+    from ftbook.leakage import leakage_report
+    if not 0 < args.threshold <= 1:
+        raise ConfigError(f"--threshold must be in (0, 1], got {args.threshold}: it is a Jaccard similarity")
+    if args.clean and not args.out: raise ConfigError("--clean writes DIR/eval_clean.jsonl: give --out DIR")
+    train, ev = load_data(args.train), load_data(args.eval)
+    t0 = time.perf_counter()
+    rep = leakage_report(train, ev, threshold=args.threshold, dedupe=args.clean)
+    print(rep.summary(args.top))
+    print(f"({time.perf_counter() - t0:.1f} s for {rep.n_train:,} x {rep.n_eval:,} examples)")
+    if args.out:
+        out = prepare_out(args.out)
+        write_json(out / "leakage.json", rep.to_json())
+        written = [out / "leakage.json"]
+        if args.clean:
+            rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rep.clean_eval)
+            (out / "eval_clean.jsonl").write_text(rows)
+            written.append(out / "eval_clean.jsonl")
+        print("Wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+@verb
+def add_leakage_parser(sub):
+    p = sub.add_parser("leakage", help="find evaluation examples that also appear in the training data")
+    p.add_argument("train", help="training data file (.jsonl/.json/.csv/.tsv/.txt) or shipped dataset name")
+    p.add_argument("eval", help="evaluation data file or shipped dataset name")
+    p.add_argument("--threshold", type=float, default=0.6,
+                   help="Jaccard similarity of character 5-grams from which a pair is a near-duplicate (default 0.6)")
+    p.add_argument("--out", help="folder for leakage.json (default: print only)")
+    p.add_argument("--clean", action="store_true", help="also write DIR/eval_clean.jsonl: the evaluation rows with no overlap")
+    p.add_argument("--top", type=int, default=5, help="how many of the most similar overlaps to print (default 5)")
+    p.set_defaults(func=cmd_leakage)
+
+# %% ../nbs/12_cli.ipynb #4954df51
+TOUR.append(("pitfalls", "ftbook.pitfalls:pitfalls_recipe"))
+
+# %% ../nbs/12_cli.ipynb #848bbf5c
+def _pretrain_inputs(args, cfg):
+    "Load and check every input of `ftbook pretrain`; raises DataError/ModelError before anything is written."
+    from ftbook.config import DataError, ModelError, model_for
+    from ftbook.data import split_data
+    from ftbook.models import load_model, load_tokenizer
+    from ftbook.selfsup import load_text, new_head_parameters, tokenize_docs
+    train = load_text(args.train)
+    if args.eval: held_out = load_text(args.eval)
+    else:
+        train, held_out = split_data(train, eval_size=0.2, seed=cfg.seed)
+        if len(train) == 0 or len(held_out) == 0:
+            raise DataError(args.train, None, None, f"has {len(train) + len(held_out)} document(s): too few to hold some out "
+                            "for measuring domain perplexity", "pass held-out documents with --eval FILE, or add documents")
+    general_pool, probe = split_data(load_text(args.general or "general"), eval_size=0.5, seed=cfg.seed)
+    if len(probe) == 0:
+        raise DataError(args.general, None, None, "has too few documents to hold half out as a probe", "add documents")
+    name = args.model or model_for("encoder" if cfg.objective == "mlm" else "causal_lm")
+    tok = load_tokenizer(name)
+    if cfg.objective == "mlm" and tok.mask_token is None:
+        raise ModelError(name, "its tokenizer has no mask token, so it cannot be trained to fill in masked words (it is a decoder)",
+                         "use --objective clm for a decoder, or pass an encoder such as minilm-l6")
+    if cfg.objective == "clm" and tok.mask_token is not None and tok.eos_token is None:
+        raise ModelError(name, "it is an encoder (its tokenizer has a mask token and no end-of-text token) and cannot predict the next token",
+                         "use --objective mlm for an encoder, or pass a decoder such as smollm2-135m-instruct")
+    n_tokens = sum(map(len, tokenize_docs(tok, train["text"])["input_ids"]))
+    if n_tokens < cfg.block_size:
+        raise DataError(args.train, None, "text", f"holds {n_tokens} tokens for training, fewer than one block of {cfg.block_size}",
+                        "add text, or pass a smaller --block-size")
+    model = load_model(name, task="masked-lm" if cfg.objective == "mlm" else "causal-lm")
+    fresh = new_head_parameters(model, name) if cfg.objective == "mlm" else []
+    return name, model, tok, train, held_out, probe, general_pool, fresh
+
+
+def cmd_pretrain(args) -> int:
+    "Continue pretraining a model on a text file; write OUT/model and OUT/metrics.json."
+    from dataclasses import replace
+    from ftbook.selfsup import PretrainConfig, continue_pretraining
+    from ftbook.train import quiet, save_model
+    quiet()
+    given = dict(max_steps=args.max_steps, lr=args.lr, block_size=args.block_size, batch_size=args.batch_size,
+                 replay=args.replay, save_steps=args.save_steps, seed=args.seed)
+    cfg = PretrainConfig.for_profile(None, args.objective, whole_word_mask=args.whole_word_mask,
+                                     **{k: v for k, v in given.items() if v is not None})
+    if args.save_steps is None: cfg = replace(cfg, save_steps=max(1, cfg.max_steps // 4))
+    name, model, tok, train, held_out, probe, pool, fresh = _pretrain_inputs(args, cfg)
+    out = prepare_out(args.out)
+    res = continue_pretraining(model, tok, train["text"], held_out["text"], probe["text"], cfg, out / "checkpoints",
+                               resume=args.resume, replay=pool["text"], fresh_head=fresh)
+    save_model(model, tok, out / "model")
+    config = {"model": name, "train": str(args.train), "eval": str(args.eval) if args.eval else "a fifth of --train (split_data)",
+              "general": f"half of {args.general or 'the shipped general paragraphs'} (split_data)", "new_head_parameters": fresh,
+              **_jsonable(cfg)}
+    write_metrics(out, res.metrics, config)
+    kind = "pseudo-perplexity" if cfg.objective == "mlm" else "perplexity"
+    m = res.metrics
+    print(f"domain {kind}: {m['domain_ppl_before']:.2f} -> {m['domain_ppl_after']:.2f}; "
+          f"general {kind}: {m['general_ppl_before']:.2f} -> {m['general_ppl_after']:.2f}")
+    print(f"wrote {out / 'model'} and {out / 'metrics.json'}")
+    return 0
+
+
+@verb
+def add_pretrain_parser(sub):
+    p = sub.add_parser("pretrain", help="continue pretraining on your own text (masked-LM or next-token)")
+    p.add_argument("--objective", required=True, choices=["mlm", "clm"], help="mlm: masked words (encoders); clm: next token (decoders)")
+    p.add_argument("--train", required=True, help=".txt (one document per line) or .jsonl/.json/.csv/.tsv with a 'text' field")
+    p.add_argument("--model", help="preset, folder or hub id (default: the profile's encoder for mlm, decoder for clm)")
+    p.add_argument("--eval", help="held-out domain documents (default: a fifth of --train)")
+    p.add_argument("--general", help="general-English documents for the forgetting probe and replay (default: shipped 'general')")
+    p.add_argument("--out", default="ftbook-pretrain", help="output folder (default: ftbook-pretrain)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (default: the profile's)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--block-size", type=int, help="tokens per training block")
+    p.add_argument("--batch-size", type=int, help="blocks per step")
+    p.add_argument("--whole-word-mask", action="store_true", help="mask whole words instead of word pieces (mlm)")
+    p.add_argument("--replay", type=float, help="share of training blocks drawn from general text, e.g. 0.3 (default 0)")
+    p.add_argument("--save-steps", type=int, help="steps between checkpoints (default: a quarter of the run)")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    model_flags(p)
+    p.add_argument("--seed", type=int, help="seed for data order, masks and new weights")
+    p.set_defaults(func=cmd_pretrain)
+
+# %% ../nbs/12_cli.ipynb #0837a7b4
+TOUR.append(("selfsup", "ftbook.selfsup:selfsup_recipe"))
+
+# %% ../nbs/12_cli.ipynb #f9095573
+def cmd_classify(args) -> int:
+    "Fine-tune a classifier on --train, evaluate on --eval, and write the model, metrics and predictions."
+    from dataclasses import asdict
+    from ftbook.classify import ClassifyConfig, load_classifier, load_labelled, train_classifier
+    from ftbook.config import DataError, get_profile, model_for
+    from ftbook.models import load_tokenizer
+    from ftbook.train import atomic_write_text, save_model
+    train = load_labelled(args.train, args.text_field, args.label_field)
+    held = load_labelled(args.eval, args.text_field, args.label_field)
+    labels = sorted(set(train["label"]))
+    if len(labels) < 2:
+        raise DataError(args.train, None, args.label_field, f"has a single label ({labels[0]!r})",
+                        "a classifier needs examples of at least two labels")
+    known = {str(l) for l in labels}
+    for line, lab in zip(held["line"], held["label"]):
+        if str(lab) not in known:
+            raise DataError(args.eval, line, args.label_field, f"label {lab!r} does not occur in the training file "
+                            f"(its labels: {', '.join(map(str, labels))})", "fix the label, or add training examples of it")
+    cfg = ClassifyConfig.for_profile(**{k: v for k, v in (("epochs", args.epochs), ("lora", args.lora or None),
+                                                          ("lora_targets", args.lora_targets),
+                                                          ("max_length", args.max_length), ("seed", args.seed),
+                                                          ("save_steps", args.save_steps)) if v is not None})
+    name = args.model or model_for("encoder", get_profile())
+    tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
+    out = prepare_out(args.out)
+    res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
+    save_model(model, tok, out / "model")
+    atomic_write_text(out / "predictions.jsonl", "".join(
+        json.dumps({"line": line, **r}, ensure_ascii=False) + "\n" for line, r in zip(held["line"], res.history)))
+    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval),
+                                     "text_field": args.text_field, "label_field": args.label_field, "labels": labels})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'model'}, {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+    return 0
+
+
+@verb
+def add_classify_parser(sub):
+    p = sub.add_parser("classify", help="fine-tune a text classifier on a labelled CSV/TSV/JSONL file")
+    p.add_argument("--model", help="encoder preset, folder or hub id (default: the profile's encoder, minilm-l6 on cpu)")
+    p.add_argument("--train", required=True, help="labelled training file (.jsonl, .json, .csv, .tsv)")
+    p.add_argument("--eval", required=True, help="labelled evaluation file, same columns")
+    p.add_argument("--text-field", default="text", help="column holding the text (default: text)")
+    p.add_argument("--label-field", default="label", help="column holding the label, string or integer (default: label)")
+    p.add_argument("--epochs", type=float, help="passes over the training data (default: 3)")
+    p.add_argument("--max-length", type=int, help="tokens per text, the rest is cut (default: the profile's, 128 on cpu)")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters and the head instead of every weight")
+    p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
+    p.add_argument("--seed", type=int, help="seed of the head's initialisation and the data order (default: the profile's, 0)")
+    p.add_argument("--save-steps", type=int, help="checkpoint every N steps, for --resume (default: 200; 0: never)")
+    p.add_argument("--out", default="ftbook-classify", help="output folder (default: ftbook-classify)")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    model_flags(p)
+    p.set_defaults(func=cmd_classify)
+
+# %% ../nbs/12_cli.ipynb #8dc03aa9
+TOUR.append(("classify", "ftbook.classify:classify_recipe"))
+
+# %% ../nbs/12_cli.ipynb #94b56b27
+def cmd_sft(args) -> int:
+    "Instruction-tune --model on --train and write the model and metrics."
+    from dataclasses import asdict
+    from datasets import Dataset
+    from ftbook.config import get_profile, model_for
+    from ftbook.data import split_data
+    from ftbook.models import load_tokenizer
+    from ftbook.sft import InstructConfig, load_conversations, load_sft_model, prepare_sft, train_sft
+    from ftbook.train import save_model
+    train = load_conversations(args.train)
+    if args.eval: held = load_conversations(args.eval)
+    else:
+        tr, ev = split_data(Dataset.from_dict({"messages": train}), eval_size=0.1)
+        if len(tr) == 0 or len(ev) == 0:
+            from ftbook.config import DataError
+            raise DataError(args.train, None, None, f"has too few distinct prompts ({len(train)} records) to hold some out "
+                            "for the loss", "pass a separate --eval file, or add records")
+        train, held = tr["messages"], ev["messages"]
+    over = {k: v for k, v in (("epochs", args.epochs), ("max_steps", args.max_steps), ("max_length", args.max_length),
+                              ("save_steps", args.save_steps), ("lora", args.lora or None),
+                              ("lora_targets", args.lora_targets)) if v is not None}
+    cfg = InstructConfig.for_profile(**over)
+    name = args.model or model_for("causal_lm", get_profile())
+    tok = load_tokenizer(name)
+    prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
+    model = load_sft_model(name, cfg)
+    out = prepare_out(args.out)
+    res = train_sft(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume, name=name)
+    save_model(model, tok, out / "model")
+    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'model'} and {out / 'metrics.json'}")
+    return 0
+
+
+@verb
+def add_sft_parser(sub):
+    p = sub.add_parser("sft", help="instruction-tune a chat model on conversations (loss on the assistant's tokens)")
+    p.add_argument("--model", help="causal LM preset, folder or hub id (default: the profile's, smollm2-135m-instruct on cpu)")
+    p.add_argument("--train", required=True, help="messages, prompt/completion or instruction/input/output records (.jsonl, .json, .csv, .tsv)")
+    p.add_argument("--eval", help="held-out records for the loss (default: a tenth of --train)")
+    p.add_argument("--epochs", type=float, help="passes over the training data (default: 1)")
+    p.add_argument("--max-steps", type=int, help="train exactly this many optimizer steps instead of --epochs")
+    p.add_argument("--max-length", type=int, help="tokens per conversation, the rest is cut (default: the profile's, 128 on cpu)")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
+    p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
+    p.add_argument("--save-steps", type=int, help="checkpoint every N steps, for --resume (default: 100; 0: never)")
+    p.add_argument("--out", default="ftbook-sft", help="output folder (default: ftbook-sft)")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    model_flags(p)
+    p.set_defaults(func=cmd_sft)
+
+# %% ../nbs/12_cli.ipynb #7e421fd3
+TOUR.append(("sft", "ftbook.sft:sft_recipe"))

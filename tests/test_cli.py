@@ -11,9 +11,34 @@ def test_models_lists_both_real_presets_as_available():
     assert rows["smollm2-135m-instruct"][2] == "yes" and rows["minilm-l6"][2] == "yes"
 
 
-def test_quick_tour_writes_report_plots_and_html(tmp_path):
-    r = run_cli("tour", "--quick", "--out", tmp_path)
+NO_NETWORK = """
+import socket
+_log = {log!r}
+def _refuse(*args, **kwargs):
+    with open(_log, "a") as f: f.write(repr(args[:2]) + "\\n")
+    raise OSError("network access blocked by the test")
+_connect = socket.socket.connect
+def _connect_local_only(self, address):
+    if self.family == socket.AF_UNIX: return _connect(self, address)
+    _refuse(self, address)
+socket.socket.connect = _connect_local_only
+socket.socket.connect_ex = lambda self, address: _connect_local_only(self, address)
+socket.create_connection = _refuse
+socket.getaddrinfo = _refuse
+"""
+
+
+def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tmp_path, monkeypatch):
+    "The whole cpu tour runs with every network socket refused, and attempts none."
+    guard, log = tmp_path / "guard", tmp_path / "network-attempts.log"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NO_NETWORK.format(log=str(log)))
+    monkeypatch.setenv("PYTHONPATH", str(guard))
+    out = tmp_path / "tour"
+    r = run_cli("tour", "--quick", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not log.exists(), f"network access attempted: {log.read_text()}"
+    tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     names = [x["name"] for x in report["recipes"]]
     assert names[0] == "pretrained"

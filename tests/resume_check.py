@@ -1,0 +1,97 @@
+"""One helper that proves a training verb resumes exactly after being killed.
+
+    assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", ...])
+
+runs the verb three times in real subprocesses: once uninterrupted; once killed with SIGKILL at a random step after
+its first complete checkpoint; and once more on the killed run's folder with `--resume`. It then asserts that the
+resumed model's weights equal the uninterrupted model's (exactly, or within `atol` where a kernel is
+nondeterministic) and, from the FTBOOK_TRACE_BATCHES record of which examples each step trained on, that the killed
+and resumed runs together trained on exactly the uninterrupted run's examples, in the same order: nothing skipped,
+nothing seen twice. The verb must accept `--out DIR` and `--resume`, checkpoint into `DIR/checkpoints` and save its
+model into `DIR/model`.
+"""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ftbook.train import CKPT_MARKER
+
+CLI = [sys.executable, "-c", "import sys; from ftbook.cli import main; sys.exit(main())"]
+
+
+def _run(args, trace):
+    "Start the verb with its batches traced to `trace` and its output logged beside it (a pipe could fill and block it)."
+    env = {**os.environ, "FTBOOK_TRACE_BATCHES": str(trace)}
+    with open(trace.with_suffix(".log"), "w") as log:
+        p = subprocess.Popen(CLI + [str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    p.log = trace.with_suffix(".log")
+    return p
+
+
+def _finish(p, timeout):
+    p.wait(timeout=timeout)
+    assert p.returncode == 0, f"exit {p.returncode}:\n{p.log.read_text()[-4000:]}"
+
+
+def _steps(trace: Path) -> list[tuple[int, str]]:
+    "(step, fingerprints) per complete line of a trace."
+    if not trace.exists(): return []
+    lines = trace.read_text().split("\n")[:-1]  # a line cut by the kill has no newline yet
+    return [(int(s), f) for s, f in (l.split("\t", 1) for l in lines)]
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for f in sorted(model_dir.glob("*.safetensors")): out.update(load_file(f))
+    assert out, f"no safetensors weights in {model_dir}"
+    return out
+
+
+def _complete_checkpoints(ckpts: Path) -> list[int]:
+    return sorted(int(p.name.rsplit("-", 1)[1]) for p in ckpts.glob("checkpoint-*") if (p / CKPT_MARKER).exists())
+
+
+def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol: float = 0.0, timeout: float = 900):
+    "Run `ftbook *verb_args` uninterrupted, killed-then-resumed, and compare weights and trained examples."
+    full, cut = tmp_path / "uninterrupted", tmp_path / "killed"
+    _finish(_run([*verb_args, "--out", full], tmp_path / "full.trace"), timeout)
+    reference = _steps(tmp_path / "full.trace")
+    total = max(s for s, _ in reference)
+
+    p = _run([*verb_args, "--out", cut], tmp_path / "cut.trace")
+    deadline, kill_at = time.time() + timeout, None
+    while p.poll() is None and time.time() < deadline:
+        done = _complete_checkpoints(cut / "checkpoints")
+        if done and kill_at is None:
+            assert done[0] + 1 < total, "the verb's first checkpoint is too close to its last step: lower --save-steps"
+            # well before the end: the kill lands a step or two after the trace shows `kill_at`
+            kill_at = random.Random(seed).randint(done[0] + 1, max(done[0] + 1, total - 3))
+        if kill_at and any(s >= kill_at for s, _ in _steps(tmp_path / "cut.trace")):
+            os.kill(p.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, f"the run was not killed mid-training (exit {p.returncode}, kill at {kill_at})"
+    assert not (cut / "model").exists(), "a killed run must not leave a final model behind"
+
+    resumed_from = _complete_checkpoints(cut / "checkpoints")[-1]
+    _finish(_run([*verb_args, "--out", cut, "--resume"], tmp_path / "resume.trace"), timeout)
+    trained = [x for x in _steps(tmp_path / "cut.trace") if x[0] <= resumed_from] + _steps(tmp_path / "resume.trace")
+    first = next((i for i, (a, b) in enumerate(zip(trained, reference)) if a != b), min(len(trained), len(reference)))
+    assert trained == reference, (f"killed at step {kill_at}, resumed from {resumed_from}: the examples trained on differ "
+                                  f"from the uninterrupted run's from entry {first}: {trained[first:first + 2]} "
+                                  f"instead of {reference[first:first + 2]}")
+
+    a, b = _weights(full / "model"), _weights(cut / "model")
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol: assert torch.allclose(a[k], b[k], atol=atol, rtol=0), k
+        else: assert torch.equal(a[k], b[k]), f"{k}: max difference {(a[k] - b[k]).abs().max().item():g}"
+    return {"killed_at": kill_at, "resumed_from": resumed_from, "steps": total}

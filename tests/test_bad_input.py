@@ -1,0 +1,180 @@
+"""The bad-input catalogue: every training verb refuses malformed input before training starts and before it writes
+anything, with one message (exit status 2, no traceback) that names the file, the line and the field, and the fix.
+
+Each case writes its input files into a fresh folder, runs `ftbook <verb> ... --out OUT` in-process, and checks the
+message and that the folder holds nothing but the inputs afterwards.
+"""
+import json
+import shutil
+
+import pytest
+import torch
+
+from ftbook.cli import main
+from ftbook.models import PRESETS
+
+REVIEWS = [("great value, works well", 1), ("broke on day two", 0), ("lovely staff and quick service", 1),
+           ("cold food and a long wait", 0), ("would buy again", 1), ("the lid cracked", 0)] * 3
+GOOD_CLS = "".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in REVIEWS)
+CONV = lambda q, a: {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+GOOD_SFT = "".join(json.dumps(CONV(f"Name a colour, number {i}.", f"Blue, number {i}.")) + "\n" for i in range(12))
+SAILING = "\n".join(f"Reef the mainsail early when the wind rises above {n} knots, and keep the boat balanced." for n in range(40))
+PAIR = lambda p, c, r: json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
+
+
+def jl(*records) -> str: return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def _pickled_model(d):
+    "A copy of tiny-bert whose weights are a pickle (pytorch_model.bin) instead of safetensors."
+    from transformers import AutoModelForSequenceClassification
+    src = PRESETS["tiny-bert"].path()
+    shutil.copytree(src, d, ignore=shutil.ignore_patterns("*.safetensors"))
+    torch.save(AutoModelForSequenceClassification.from_pretrained(src, num_labels=2).state_dict(), d / "pytorch_model.bin")
+
+
+def _template(d, template):
+    "A copy of tiny-llama with its chat template replaced (None: removed)."
+    shutil.copytree(PRESETS["tiny-llama"].path(), d)
+    (d / "chat_template.jinja").unlink()
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    if template: (d / "chat_template.jinja").write_text(template)
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+
+
+NO_MARKERS = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+              "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+CLS = ["classify", "--model", "tiny-bert", "--epochs", "1"]
+SFT = ["sft", "--model", "tiny-llama", "--max-steps", "2"]
+MLM = ["pretrain", "--objective", "mlm", "--model", "tiny-bert", "--max-steps", "2", "--block-size", "16"]
+CLM = ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--max-steps", "2", "--block-size", "16"]
+
+# id: (argv with {name} for files in the case's folder, {name: content (str or bytes)}, substrings the message must hold)
+CASES = {
+    # classify: labelled text in JSONL, CSV or TSV
+    "jsonl-malformed-line": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + '{"text": "fine", "label": \n', "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "not valid JSON"]),
+    "missing-label": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + jl({"text": "no label here"}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'", "missing"]),
+    "misspelled-label-field": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--label-field", "lable"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", "field 'lable'", "--label-field"]),
+    "label-wrong-type": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + jl({"text": "a list label", "label": [1]}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
+    "text-wrong-type": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"text": 42, "label": 1}) + GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", "field 'text'"]),
+    "empty-text": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + jl({"text": "   ", "label": 1}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'text'", "empty"]),
+    "eval-label-outside-set": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": jl({"text": "fine", "label": 1}, {"text": "meh", "label": 7})},
+        ["ev.jsonl", "line 2", "field 'label'", "does not occur"]),
+    "mixed-label-types": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + jl({"text": "stringly", "label": "pos"}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
+    "single-label": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl(*({"text": t, "label": 1} for t, _ in REVIEWS)), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "field 'label'", "single label"]),
+    "non-utf8": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS.encode() + b'{"text": "caf\xe9", "label": 1}\n', "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "UTF-8"]),
+    "json-named-csv": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
+        {"tr.csv": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 1", "JSON", ".jsonl"]),
+    "csv-named-jsonl": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": "text,label\ngood,1\nbad,0\n", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", ".csv"]),
+    "ragged-csv": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
+        {"tr.csv": "text,label\ngood,1\nbad,0,surplus\n", "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 3", "columns"]),
+    "missing-text-column": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
+        {"tr.csv": "review,label\ngood,1\nbad,0\n", "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 2", "field 'text'", "--text-field"]),
+    "unsupported-extension": (CLS + ["--train", "{tr.xlsx}", "--eval", "{ev.jsonl}"],
+        {"tr.xlsx": b"PK\x03\x04", "ev.jsonl": GOOD_CLS}, ["tr.xlsx", "unsupported extension", ".jsonl"]),
+    "empty-file": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": "", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "is empty"]),
+    "json-array-line": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS + "[1, 2]\n", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "JSON object"]),
+    "missing-file": (CLS + ["--train", "{nothere.jsonl}", "--eval", "{ev.jsonl}"],
+        {"ev.jsonl": GOOD_CLS}, ["nothere.jsonl", "no such file"]),
+    "model-unreachable-offline": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "someone/not-a-cached-model"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["someone/not-a-cached-model", "offline", "preset"]),
+    "lora-target-missing": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--lora", "--lora-targets", "q_proj"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["'q_proj' is not a linear layer", "query", "--lora-targets"]),
+    "pickled-weights": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{pickled/}"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS, "pickled/": _pickled_model}, ["pickled", "pickled files", "--allow-pickle"]),
+    # sft: messages, prompt/completion, instruction/input/output
+    "no-assistant-turn": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_SFT + jl({"messages": [{"role": "user", "content": "hello?"}]}), "ev.jsonl": GOOD_SFT},
+        ["tr.jsonl", "line 13", "field 'messages'", "no assistant turn"]),
+    "unknown-role": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}) + GOOD_SFT,
+         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 1", "field 'messages[1].role'", "'bot'"]),
+    "empty-content": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_SFT + jl({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}),
+         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 13", "field 'messages[1].content'"]),
+    "messages-not-a-list": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"messages": "user: hi, assistant: yo"}) + GOOD_SFT, "ev.jsonl": GOOD_SFT},
+        ["tr.jsonl", "line 1", "field 'messages'", "list"]),
+    "empty-completion": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"prompt": "Say hi.", "completion": "Hi."}, {"prompt": "Say bye.", "completion": ""}), "ev.jsonl": GOOD_SFT},
+        ["tr.jsonl", "line 2", "field 'completion'", "empty"]),
+    "alpaca-missing-output": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"instruction": "Add.", "input": "2 and 3", "output": "5"}, {"instruction": "Add.", "input": "1 and 1"}),
+         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 2", "field 'output'", "missing"]),
+    "text-records-for-sft": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": jl({"text": "plain text, no conversation"}), "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 1", "'text' records"]),
+    "answers-truncated-away": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--max-length", "12"],
+        {"tr.jsonl": jl(*({"prompt": f"Please read all of this long question {i} " * 4, "completion": "ok"} for i in range(4))),
+         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "field 'messages'", "--max-length"]),
+    "no-chat-template": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{notemplate/}"],
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT, "notemplate/": lambda d: _template(d, None)}, ["notemplate", "no chat template", "Fix:"]),
+    "template-without-markers": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{nomarkers/}"],
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT, "nomarkers/": lambda d: _template(d, NO_MARKERS)},
+        ["nomarkers", "{% generation %}", "Fix:"]),
+    "sft-lora-target-missing": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--lora", "--lora-targets", "query,value"],
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT}, ["'query', 'value' is not a linear layer", "q_proj"]),
+    # pretrain: plain text, one document per line, or JSONL with a text field
+    "pretrain-empty": (MLM + ["--train", "{d.txt}"], {"d.txt": "\n \n"}, ["d.txt", "is empty"]),
+    "pretrain-binary": (MLM + ["--train", "{d.txt}"], {"d.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"}, ["d.txt", "UTF-8"]),
+    "pretrain-nul-bytes": (CLM + ["--train", "{d.txt}"], {"d.txt": SAILING + "\nabc\x00def\n"}, ["d.txt", "text", "NUL"]),
+    "pretrain-no-text-field": (CLM + ["--train", "{d.jsonl}"], {"d.jsonl": jl(*({"body": s} for s in SAILING.split("\n")))},
+        ["d.jsonl", "line 1", "matches no format", "text (text)"]),
+    "pretrain-mlm-on-decoder": (MLM[:4] + ["tiny-llama"] + MLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING}, ["tiny-llama", "mask token"]),
+    "pretrain-clm-on-encoder": (CLM[:4] + ["tiny-bert"] + CLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING}, ["tiny-bert", "encoder"]),
+    "pretrain-too-few-tokens": (MLM + ["--train", "{d.txt}", "--block-size", "512"], {"d.txt": "".join(f"Reef early on day {i}.\n" for i in range(40))},
+        ["d.txt", "field 'text'", "block"]),
+    # leakage: any format, preference pairs included
+    "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
+        {"tr.jsonl": PAIR("Be kind?", "Yes, always.", "No.") + PAIR("Tea?", "Yes please.", "Yes please."),
+         "ev.jsonl": PAIR("Coffee?", "Sure.", "Never.")}, ["tr.jsonl", "line 2", "field 'rejected'", "identical"]),
+    "leakage-threshold-out-of-range": (["leakage", "{tr.jsonl}", "{ev.jsonl}", "--threshold", "1.5"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["--threshold", "(0, 1]"]),
+    "leakage-malformed-eval": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS + "{oops\n"}, ["ev.jsonl", "line 19", "not valid JSON"]),
+}
+
+
+def _materialise(d, argv, files):
+    "Write the case's files into `d`; return argv with each {name} replaced by that file's path."
+    for name, content in files.items():
+        if callable(content): content(d / name.rstrip("/"))
+        elif isinstance(content, bytes): (d / name).write_bytes(content)
+        else: (d / name).write_text(content)
+    return [str(d / a[1:-1].rstrip("/")) if a.startswith("{") and a.endswith("}") else a for a in argv]
+
+
+def _snapshot(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def test_catalogue_is_big_enough():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, case):
+    argv, files, expect = CASES[case]
+    argv = _materialise(tmp_path, argv, files)
+    before = _snapshot(tmp_path)
+    code = main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, f"exit {code}; stderr:\n{err[-3000:]}"
+    assert "Traceback" not in err
+    missing = [s for s in expect if s not in err]
+    assert not missing, f"the message lacks {missing}:\n{err}"
+    assert _snapshot(tmp_path) == before, "the command wrote files before refusing its input"
