@@ -18,7 +18,7 @@ from pathlib import Path
 from .config import FtbookError, Result
 
 # %% auto #0
-__all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'model_flags', 'prepare_out', 'cmd_models',
+__all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'model_flags', 'training_flags', 'prepare_out', 'cmd_models',
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser']
@@ -68,6 +68,21 @@ def model_flags(p):
                    help="accept pickled .bin weights when a model has no safetensors (they can run code when loaded)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="run the modelling code a model ships with (read it first; only for sources you trust)")
+
+
+def training_flags(p,
+                   name: str,  # the verb: the output folder defaults to ftbook-NAME
+                   save_steps: str,  # how the default checkpoint interval reads in --help
+                   lora: str = "",  # what --lora trains, e.g. "LoRA adapters"; empty: the verb has no --lora
+                  ):
+    "Add the flags every training verb shares: output folder, checkpoints, resume, LoRA, and `model_flags`."
+    p.add_argument("--out", default=f"ftbook-{name}", help=f"output folder (default: ftbook-{name})")
+    p.add_argument("--save-steps", type=int, help=f"checkpoint every N steps, for --resume (default: {save_steps})")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    if lora:
+        p.add_argument("--lora", action="store_true", help=f"train {lora} instead of every weight")
+        p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
+    model_flags(p)
 
 
 def prepare_out(out: str | Path) -> Path:
@@ -307,17 +322,14 @@ def add_pretrain_parser(sub):
     p.add_argument("--model", help="preset, folder or hub id (default: the profile's encoder for mlm, decoder for clm)")
     p.add_argument("--eval", help="held-out domain documents (default: a fifth of --train)")
     p.add_argument("--general", help="general-English documents for the forgetting probe and replay (default: shipped 'general')")
-    p.add_argument("--out", default="ftbook-pretrain", help="output folder (default: ftbook-pretrain)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: the profile's)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--block-size", type=int, help="tokens per training block")
     p.add_argument("--batch-size", type=int, help="blocks per step")
     p.add_argument("--whole-word-mask", action="store_true", help="mask whole words instead of word pieces (mlm)")
     p.add_argument("--replay", type=float, help="share of training blocks drawn from general text, e.g. 0.3 (default 0)")
-    p.add_argument("--save-steps", type=int, help="steps between checkpoints (default: a quarter of the run)")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
-    model_flags(p)
     p.add_argument("--seed", type=int, help="seed for data order, masks and new weights")
+    training_flags(p, "pretrain", "a quarter of the run")
     p.set_defaults(func=cmd_pretrain)
 
 # %% ../nbs/12_cli.ipynb #0837a7b4
@@ -370,13 +382,8 @@ def add_classify_parser(sub):
     p.add_argument("--label-field", default="label", help="column holding the label, string or integer (default: label)")
     p.add_argument("--epochs", type=float, help="passes over the training data (default: 3)")
     p.add_argument("--max-length", type=int, help="tokens per text, the rest is cut (default: the profile's, 128 on cpu)")
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters and the head instead of every weight")
-    p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
     p.add_argument("--seed", type=int, help="seed of the head's initialisation and the data order (default: the profile's, 0)")
-    p.add_argument("--save-steps", type=int, help="checkpoint every N steps, for --resume (default: 200; 0: never)")
-    p.add_argument("--out", default="ftbook-classify", help="output folder (default: ftbook-classify)")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
-    model_flags(p)
+    training_flags(p, "classify", "200; 0: never", lora="LoRA adapters and the head")
     p.set_defaults(func=cmd_classify)
 
 # %% ../nbs/12_cli.ipynb #8dc03aa9
@@ -427,12 +434,7 @@ def add_sft_parser(sub):
     p.add_argument("--epochs", type=float, help="passes over the training data (default: 1)")
     p.add_argument("--max-steps", type=int, help="train exactly this many optimizer steps instead of --epochs")
     p.add_argument("--max-length", type=int, help="tokens per conversation, the rest is cut (default: the profile's, 128 on cpu)")
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
-    p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
-    p.add_argument("--save-steps", type=int, help="checkpoint every N steps, for --resume (default: 100; 0: never)")
-    p.add_argument("--out", default="ftbook-sft", help="output folder (default: ftbook-sft)")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
-    model_flags(p)
+    training_flags(p, "sft", "100; 0: never", lora="LoRA adapters")
     p.set_defaults(func=cmd_sft)
 
 # %% ../nbs/12_cli.ipynb #7e421fd3
