@@ -11,10 +11,10 @@ import difflib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import DATA_DIR, ConfigError, DataError, Profile, Result, get_profile
+from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_fields, get_profile
 from .data import SHIPPED, check_record, read_records
 
 # %% auto #0
@@ -92,9 +92,7 @@ class ClassifyConfig:
     def for_profile(cls, profile: Profile | None = None, **overrides) -> "ClassifyConfig":
         "Defaults for the profile (its `max_length` and `seed`), then `overrides`; an unknown name raises `ConfigError`."
         p = profile or get_profile()
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(overrides) - known)
-        if bad: raise ConfigError(f"ClassifyConfig has no field {', '.join(map(repr, bad))}; fields are: {', '.join(sorted(known))}")
+        check_fields(cls, overrides)
         return cls(**{"max_length": p.max_length, "seed": p.seed, **overrides})
 
 # %% ../nbs/05a_classify.ipynb #a9db389e

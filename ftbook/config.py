@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'Profile', 'detect_profile',
-           'get_profile', 'hub_reachable', 'offline', 'model_for', 'cache_dir', 'Result']
+__all__ = ['PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile',
+           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'cache_dir', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -53,6 +53,15 @@ class DataError(FtbookError):
         super().__init__(f"{', '.join(where)}: {expected}\nFix: {fix}")
 
 # %% ../nbs/00_config.ipynb #1bca6e32
+def check_fields(cls,  # a dataclass
+                 overrides: dict,  # names a caller wants to set
+                ):
+    "Raise `ConfigError` naming each key of `overrides` that `cls` cannot take, and the fields it can."
+    known = {f.name for f in fields(cls) if f.init}
+    bad = sorted(set(overrides) - known)
+    if bad: raise ConfigError(f"{cls.__name__} has no field {', '.join(map(repr, bad))}; fields are: {', '.join(sorted(known))}")
+
+# %% ../nbs/00_config.ipynb #022c0eeb
 @dataclass(frozen=True)
 class Profile:
     "The hardware-dependent choices every chapter reads."
@@ -72,9 +81,7 @@ class Profile:
 
     def with_(self, **overrides) -> "Profile":
         "A copy with some fields changed; unknown names raise `ConfigError`."
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(overrides) - known)
-        if bad: raise ConfigError(f"Profile has no field {', '.join(map(repr, bad))}; fields are: {', '.join(sorted(known))}")
+        check_fields(Profile, overrides)
         return replace(self, **overrides)
 
 # %% ../nbs/00_config.ipynb #b296f1fd

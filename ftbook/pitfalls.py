@@ -11,10 +11,10 @@ import io
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Profile, Result, get_profile
+from .config import ConfigError, Profile, Result, check_fields, get_profile
 from .data import load_data, split_data, to_messages
 from .leakage import leakage_report, normalize_text, plant_leaks
 from .metrics import perplexity
@@ -406,9 +406,7 @@ class ForgettingConfig:
         "Settings for a profile: the cpu profile's are sized for a 2-core machine, the others for a GPU."
         p = profile if isinstance(profile, Profile) else get_profile(profile)
         base = {} if p.name == "cpu" else dict(steps=60, batch_size=8, max_length=256, n_domain=48, learning_rate=3e-4)
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(overrides) - known)
-        if bad: raise ConfigError(f"ForgettingConfig has no field {', '.join(bad)}; fields are: {', '.join(sorted(known))}")
+        check_fields(cls, overrides)
         return cls(**(base | overrides))
 
 # %% ../nbs/03_pitfalls.ipynb #6c1f3e7e

@@ -13,10 +13,10 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, DataError, Profile, Result, get_profile
+from .config import ConfigError, DataError, Profile, Result, check_fields, get_profile
 
 # %% auto #0
 __all__ = ['tokenize_docs', 'group_blocks', 'token_waste', 'make_blocks', 'mask_statistics', 'SeededMaskCollator', 'MaskEpoch',
@@ -261,9 +261,7 @@ class PretrainConfig:
                     **overrides) -> "PretrainConfig":  # any field; these win
         "The configuration sized for `profile` and `objective`."
         p = profile or get_profile()
-        known = {f.name for f in fields(cls) if f.init}
-        bad = sorted(set(overrides) - known)
-        if bad: raise ConfigError(f"PretrainConfig has no field {', '.join(bad)}; fields are: {', '.join(sorted(known))}")
+        check_fields(cls, overrides)
         return cls(objective=objective, seed=p.seed, **{**_SIZES.get((p.name, objective), {}), **overrides})
 
 # %% ../nbs/04_selfsup.ipynb #b922aff3

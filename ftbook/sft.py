@@ -12,10 +12,10 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, DataError, ModelError, Profile, Result, get_profile
+from .config import DataError, ModelError, Profile, Result, check_fields, get_profile
 from .data import detect_format, load_data, to_messages
 from .models import CHATML_TEMPLATE
 
@@ -237,9 +237,7 @@ class InstructConfig:
     def for_profile(cls, profile: Profile | None = None, **overrides) -> "InstructConfig":
         "Defaults for the profile (its batch size, accumulation, `max_length` and seed), then `overrides`."
         p = profile or get_profile()
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(overrides) - known)
-        if bad: raise ConfigError(f"InstructConfig has no field {', '.join(map(repr, bad))}; fields are: {', '.join(sorted(known))}")
+        check_fields(cls, overrides)
         return cls(**{"batch_size": p.batch_size, "grad_accum": p.grad_accum, "max_length": p.max_length, "seed": p.seed, **overrides})
 
 
