@@ -16,7 +16,7 @@ from .config import ConfigError, Profile, get_profile
 
 # %% auto #0
 __all__ = ['CKPT_MARKER', 'quiet', 'seed_everything', 'training_args', 'atomic_write_text', 'CheckpointMarker', 'last_checkpoint',
-           'TrainingError', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
+           'TrainingError', 'SeededLengthGroupedSampler', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import torch
@@ -178,6 +178,38 @@ def _oom_message(trainer) -> str:
             f"batch); activation checkpointing (gradient_checkpointing=True); or --lora.")
 
 # %% ../nbs/02b_train.ipynb #c806c457
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    "`LengthGroupedSampler` whose order in each epoch depends only on (seed, epoch): a run resumed mid-epoch replays it."
+    def __init__(self, batch_size: int,  # examples per optimizer step (micro-batch times accumulation)
+                 lengths: list[int],  # tokens per example
+                 seed: int = 0,  # the run's data seed
+                ):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int): self.epoch = epoch  # the Trainer calls this at the start of every epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
+
+
+def _seed_length_grouping(trainer):
+    "Make `trainer` build a `SeededLengthGroupedSampler` where it would build a `LengthGroupedSampler`."
+    build = trainer._get_train_sampler
+    if getattr(build, "_ftbook_seeded", False): return
+    def sampler(*args, **kwargs):
+        s = build(*args, **kwargs)
+        if type(s) is not LengthGroupedSampler: return s
+        seed = trainer.args.data_seed if trainer.args.data_seed is not None else trainer.args.seed
+        return SeededLengthGroupedSampler(s.batch_size, s.lengths, seed)
+    sampler._ftbook_seeded = True
+    trainer._get_train_sampler = sampler
+
+# %% ../nbs/02b_train.ipynb #227dfa7f
 def _finished(trainer, ckpt: Path) -> bool:
     "Whether checkpoint `ckpt` already holds the final step of a `max_steps` run."
     st = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
@@ -191,6 +223,7 @@ def run_training(trainer,  # a transformers or TRL trainer
     if not any(isinstance(c, CheckpointMarker) for c in trainer.callback_handler.callbacks):
         trainer.add_callback(CheckpointMarker())
     _guard(trainer)
+    _seed_length_grouping(trainer)
     ckpt = last_checkpoint(trainer.args.output_dir) if resume else None
     if ckpt and _finished(trainer, ckpt):  # the Trainer would train one step past max_steps; load the result instead
         from transformers.trainer_utils import TrainOutput

@@ -4,6 +4,7 @@ same examples in the same order. A later verb gets the same test by adding one l
 import json
 
 import pytest
+import torch
 
 from resume_check import assert_resumes_exactly
 
@@ -58,3 +59,24 @@ def test_pretrain_mlm_resumes_exactly(tmp_path, files):
     "Masks are drawn per example, so a resumed run masks the same words the uninterrupted run did."
     assert_resumes_exactly(tmp_path, ["pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", files["text"],
                                       "--max-steps", "10", "--save-steps", "2", "--block-size", "32", "--batch-size", "4"])
+
+
+def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
+    """Length-grouped batches (classify's default) resumed from step 10, halfway through the third epoch of 4 steps:
+    the order of that epoch must not depend on the random state the checkpoint happened to store."""
+    import shutil
+    from resume_check import _finish, _run, _steps, _weights
+    args = ["classify", "--model", "tiny-bert", "--train", files["cls_train"], "--eval", files["cls_eval"],
+            "--epochs", "3", "--save-steps", "2"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _finish(_run(args + ["--out", full], tmp_path / "full.trace"), 900)
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "model")  # as if killed right after checkpoint-10 was complete
+    for c in (cut / "checkpoints").glob("checkpoint-*"):
+        if c.name != "checkpoint-10": shutil.rmtree(c)
+    _finish(_run(args + ["--out", cut, "--resume"], tmp_path / "resume.trace"), 900)
+    reference, resumed = _steps(tmp_path / "full.trace"), _steps(tmp_path / "resume.trace")
+    assert [s for s, _ in resumed] == [11, 12]
+    assert resumed == reference[10:], "the resumed epoch trained on other examples than the uninterrupted run"
+    a, b = _weights(full / "model"), _weights(cut / "model")
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights differ"
