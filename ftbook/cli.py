@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import html
 import importlib
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
-from .config import FtbookError, Result
+from .config import FtbookError, Result, atomic_write
 
 # %% auto #0
 __all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'model_flags', 'training_flags', 'prepare_out', 'cmd_models',
@@ -33,13 +34,8 @@ def _jsonable(v):
 
 
 def write_json(path: Path, obj) -> Path:
-    "Write `obj` as indented JSON, atomically."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    "Write `obj` as indented JSON, atomically (on the main process only)."
+    return atomic_write(path, json.dumps(_jsonable(obj), indent=2) + "\n")
 
 
 def write_metrics(out: Path,  # the --out folder
@@ -163,12 +159,13 @@ def run_tour(out: Path,  # folder for report.json, PNGs and index.html
         for line in res.lines: print("  " + line)
         for fname, fig in res.figures.items():
             png = f"{name}_{fname}.png"
-            fig.savefig(out / png, dpi=110, bbox_inches="tight"); plt.close(fig)
+            buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
+            atomic_write(out / png, buf.getvalue())
             images.setdefault(name, []).append(png)
         report["recipes"].append({"name": name, "seconds": secs, "metrics": res.metrics, "lines": res.lines})
         print(f"   ({secs:.1f} s)", flush=True)
     write_json(out / "report.json", report)
-    (out / "index.html").write_text(_html_report(report, images))
+    atomic_write(out / "index.html", _html_report(report, images))
     rows = [(r["name"], k, f"{v:.4g}") for r in report["recipes"] for k, v in r["metrics"].items()]
     w = [max(len(r[i]) for r in rows + [("recipe", "metric", "value")]) for i in range(3)]
     print("\n" + "  ".join(h.ljust(w[i]) for i, h in enumerate(("recipe", "metric", "value"))))
@@ -231,7 +228,7 @@ def cmd_leakage(args) -> int:
         written = [out / "leakage.json"]
         if args.clean:
             rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rep.clean_eval)
-            (out / "eval_clean.jsonl").write_text(rows)
+            atomic_write(out / "eval_clean.jsonl", rows)
             written.append(out / "eval_clean.jsonl")
         print("Wrote " + ", ".join(map(str, written)))
     return 0
@@ -342,7 +339,7 @@ def cmd_classify(args) -> int:
     from ftbook.classify import ClassifyConfig, load_classifier, load_labelled, train_classifier
     from ftbook.config import DataError, get_profile, model_for
     from ftbook.models import load_tokenizer
-    from ftbook.train import atomic_write_text, save_model
+    from ftbook.train import save_model
     train = load_labelled(args.train, args.text_field, args.label_field)
     held = load_labelled(args.eval, args.text_field, args.label_field)
     labels = sorted(set(train["label"]))
@@ -363,7 +360,7 @@ def cmd_classify(args) -> int:
     out = prepare_out(args.out)
     res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
     save_model(model, tok, out / "model")
-    atomic_write_text(out / "predictions.jsonl", "".join(
+    atomic_write(out / "predictions.jsonl", "".join(
         json.dumps({"line": line, **r}, ensure_ascii=False) + "\n" for line, r in zip(held["line"], res.history)))
     write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval),
                                      "text_field": args.text_field, "label_field": args.label_field, "labels": labels})

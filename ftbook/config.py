@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile',
-           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'cache_dir', 'Result']
+           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'cache_dir', 'is_main_process',
+           'atomic_write', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -159,6 +160,30 @@ def cache_dir() -> Path:
     p = Path(root).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+# %% ../nbs/00_config.ipynb #860afa9f
+def is_main_process() -> bool:
+    "False on every process but the first of a distributed launch (`torchrun`, `accelerate launch`): only the first writes files."
+    import sys
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized(): return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def atomic_write(path: str | os.PathLike,  # the file to (re)place
+                 data: str | bytes,  # its whole content
+                ) -> Path:
+    "Write `data` to `path` on the main process only: a temporary file in the same folder, fsync, then a rename, so a reader sees all of it or nothing."
+    path = Path(path)
+    if not is_main_process(): return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/00_config.ipynb #27ecb2d4
 import ftbook

@@ -12,11 +12,11 @@ import os
 import warnings
 from pathlib import Path
 
-from .config import ConfigError, Profile, get_profile
+from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
 
 # %% auto #0
-__all__ = ['CKPT_MARKER', 'quiet', 'seed_everything', 'training_args', 'atomic_write_text', 'CheckpointMarker', 'last_checkpoint',
-           'TrainingError', 'SeededLengthGroupedSampler', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
+__all__ = ['CKPT_MARKER', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker', 'last_checkpoint', 'TrainingError',
+           'SeededLengthGroupedSampler', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import torch
@@ -94,15 +94,6 @@ CKPT_MARKER = "ftbook-complete.json"
 "File whose presence marks a checkpoint folder as completely written."
 
 
-def atomic_write_text(path: str | os.PathLike, text: str):
-    "Write `text` to `path` through a temporary file and a rename, so readers see all of it or nothing."
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _finite(model) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
 
@@ -113,7 +104,7 @@ class CheckpointMarker(TrainerCallback):
         if not state.is_world_process_zero: return
         ckpt = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if ckpt.is_dir() and (model is None or _finite(model)):
-            atomic_write_text(ckpt / CKPT_MARKER, json.dumps({"global_step": state.global_step}))
+            atomic_write(ckpt / CKPT_MARKER, json.dumps({"global_step": state.global_step}))
 
 
 def last_checkpoint(run_dir: str | os.PathLike  # the Trainer's output_dir
@@ -243,8 +234,9 @@ def run_training(trainer,  # a transformers or TRL trainer
 def save_model(model, tokenizer,  # what to save
                dest: str | os.PathLike,  # the folder to create, e.g. OUT/model
               ) -> Path:
-    "`save_pretrained` the model and tokenizer into `dest` via a temporary folder and a rename."
+    "`save_pretrained` the model and tokenizer into `dest` via a temporary folder and a rename (main process only)."
     dest = Path(dest)
+    if not is_main_process(): return dest
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
