@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_fields, get_profile
+from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_ranges, get_profile, sized_for
 from .data import SHIPPED, check_record, read_records
 
 # %% auto #0
-__all__ = ['load_labelled', 'ClassifyConfig', 'load_classifier', 'predict', 'train_classifier', 'plot_confusion',
+__all__ = ['FULL_LR', 'load_labelled', 'ClassifyConfig', 'load_classifier', 'predict', 'train_classifier', 'plot_confusion',
            'classifier_widget', 'balanced_indices', 'balanced_sample', 'probe_curve', 'curve_summary',
            'plot_learning_curve', 'transfer_curve', 'classify_recipe']
 
@@ -30,7 +30,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .metrics import classification_metrics
 from .models import embed, load_model, load_tokenizer, resolve_model
-from .train import last_checkpoint, lora_targets, run_training, seed_everything, training_args
+from .train import (add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps, run_training,
+                          seed_everything, training_args)
 
 # %% ../nbs/05a_classify.ipynb #33b47c7a
 def _int_label(v) -> bool: return isinstance(v, str) and v.strip().lstrip("-").isdigit()
@@ -71,37 +72,40 @@ def load_labelled(source: str | os.PathLike,  # a shipped dataset name ('reviews
 @dataclass
 class ClassifyConfig:
     "Settings of a classification fine-tune (defaults: MiniLM on short texts on a CPU)."
-    epochs: float = 3  # passes over the training set
+    num_epochs: float = 3  # passes over the training set
     max_steps: int = -1  # > 0: train exactly this many steps instead (the learning-curve experiment holds it fixed)
-    learning_rate: float = 1e-4  # peak learning rate for full fine-tuning (small encoders take 5e-5 to 2e-4)
-    lora_learning_rate: float = 1e-3  # peak learning rate when `lora`: adapters start at zero and need bigger steps
-    batch_size: int = 16  # texts per optimizer step
+    learning_rate: float | None = None  # peak learning rate; None: FULL_LR, or ten times it with LoRA (`default_learning_rate`)
+    batch_size: int = 16  # texts per micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step: effective batch = batch_size * grad_accum
     max_length: int = 128  # tokens per text; longer texts are cut (the shipped reviews: median 25, longest 76)
-    warmup: float = 0.1  # share of the steps over which the learning rate rises linearly from 0
+    warmup_steps: float = 0.1  # steps of linear warm-up from 0; below 1, a share of the run's steps
     weight_decay: float = 0.01  # AdamW decoupled weight decay
-    lora: bool = False  # train low-rank adapters on every linear layer plus the new head, instead of every weight
-    lora_r: int = 8  # adapter rank: trainable parameters grow linearly with it
-    lora_alpha: int = 16  # adapter scale = lora_alpha / lora_r
+    lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA adapters of this rank on the encoder, and the new head in full
+    lora_alpha: int = 0  # adapter scale = lora_alpha / lora_r (0: 2 * lora_r)
     lora_targets: str = "all-linear"  # linear layers that get adapters: 'all-linear' or comma-separated names
     eval_batch_size: int = 64  # texts per forward pass when predicting
     group_by_length: bool = True  # batch texts of similar length together: less padding (measured in this chapter)
     save_steps: int = 200  # write a checkpoint every this many steps (0: none); `resume` continues from the last
     seed: int = 0  # seeds the head's initialisation, dropout and data order
 
+    def __post_init__(self): check_ranges(self)
+
     @classmethod
-    def for_profile(cls, profile: Profile | None = None, **overrides) -> "ClassifyConfig":
-        "Defaults for the profile (its `max_length` and `seed`), then `overrides`; an unknown name raises `ConfigError`."
-        p = profile or get_profile()
-        check_fields(cls, overrides)
-        return cls(**{"max_length": p.max_length, "seed": p.seed, **overrides})
+    def for_profile(cls, profile: Profile | str | None = None, **overrides) -> "ClassifyConfig":
+        "Defaults for the profile (batch, accumulation, `max_length`, seed; 16 texts a step on cpu), then `overrides`."
+        return sized_for(cls, profile, overrides, {"cpu": {"batch_size": 16}})
+
+
+FULL_LR = 1e-4
+"Peak learning rate for fully fine-tuning a small encoder (they take 5e-5 to 2e-4)."
 
 # %% ../nbs/05a_classify.ipynb #a9db389e
 def load_classifier(name: str | os.PathLike,  # encoder preset, folder or hub id
                     labels: list,  # label names, in class-id order
-                    cfg: ClassifyConfig | None = None,  # `lora`, `lora_r`, `lora_alpha` and `seed` are read
+                    cfg: ClassifyConfig | None = None,  # `lora_r`, `lora_alpha`, `lora_targets` and `seed` are read
                     pretrained: bool = True,  # False: the same architecture with random weights
                    ):
-    "A sequence classifier for `labels`: the pretrained encoder plus a new head (LoRA-wrapped if `cfg.lora`), or a random-weight twin."
+    "A sequence classifier for `labels`: the pretrained encoder plus a new head (LoRA-wrapped if `cfg.lora_r`), or a random-weight twin."
     cfg = cfg or ClassifyConfig()
     if len(labels) < 2: raise ConfigError(f"a classifier needs at least two labels, got {labels}")
     label_kw = dict(num_labels=len(labels), id2label={i: str(l) for i, l in enumerate(labels)},
@@ -111,10 +115,7 @@ def load_classifier(name: str | os.PathLike,  # encoder preset, folder or hub id
     else:
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(resolve_model(name), **label_kw))
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1,
-                                                 target_modules=lora_targets(model, cfg.lora_targets)))  # the head joins modules_to_save
+    if cfg.lora_r: model = add_lora(model, "seq-cls", cfg.lora_r, cfg.lora_alpha, dropout=0.1, targets=cfg.lora_targets)
     return model
 
 # %% ../nbs/05a_classify.ipynb #f511e2d1
@@ -163,14 +164,18 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
     enc = Dataset.from_dict({"text": list(train["text"]), "labels": y_train}).map(
         lambda r: tokenizer(r["text"], truncation=True, max_length=cfg.max_length), remove_columns=["text"])
     output_dir = output_dir or tempfile.mkdtemp(prefix="ftbook-classify-")
-    args = training_args(output_dir, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=
-                         cfg.lora_learning_rate if cfg.lora else cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
-                         gradient_accumulation_steps=1, warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay, seed=cfg.seed,
+    lr = default_learning_rate(cfg.learning_rate, FULL_LR, cfg.lora_r)
+    args = training_args(output_dir, num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps, learning_rate=lr,
+                         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+                         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed,
                          data_seed=cfg.seed, logging_steps=10, save_strategy="steps" if cfg.save_steps else "no",
-                         save_steps=cfg.save_steps or 500, save_total_limit=2, disable_tqdm=True,
+                         save_steps=cfg.save_steps or 500, save_total_limit=2,
                          train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
     trainer = Trainer(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tokenizer))
     ckpt = last_checkpoint(output_dir) if resume else None
+    steps = planned_steps(len(enc), cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
+    print(plan_line(len(enc), sum(map(len, enc["input_ids"])), steps, cfg.batch_size, cfg.grad_accum, lr, cfg.warmup_steps,
+                    num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
     t0 = time.perf_counter()
     run_training(trainer, resume=resume)
     secs = time.perf_counter() - t0
@@ -180,22 +185,23 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
     m.update(train_seconds=secs, train_examples=len(train), eval_examples=len(eval), train_steps=trainer.state.global_step,
              resumed_from_step=int(ckpt.name.rsplit("-", 1)[1]) if ckpt else 0)
     original = {str(l): l for l in list(train["label"]) + list(eval["label"])}  # label names in the data's own type
-    history = [{"text": t, "label": l, "predicted": original.get(p["label"], p["label"]), "confidence": p["confidence"]}
-               for t, l, p in zip(eval["text"], eval["label"], preds)]
-    return Result(metrics=m, history=history,
+    predictions = [{"text": t, "label": l, "predicted": original.get(p["label"], p["label"]), "confidence": p["confidence"]}
+                   for t, l, p in zip(eval["text"], eval["label"], preds)]
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return Result(metrics=m, history=history, predictions=predictions,
                   lines=[f"accuracy {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f} on {len(eval)} texts "
                          f"after {m['train_steps']} steps ({secs:.0f} s)"])
 
 # %% ../nbs/05a_classify.ipynb #49f23b51
-def plot_confusion(history: list[dict],  # records with 'label' and 'predicted' (a `train_classifier` result's history)
+def plot_confusion(predictions: list[dict],  # records with 'label' and 'predicted' (a `train_classifier` result's predictions)
                    labels: list | None = None,  # class order (default: sorted)
                   ):
     "A confusion matrix of true against predicted labels, with counts."
     import matplotlib.pyplot as plt
-    labels = [str(l) for l in (labels or sorted({r["label"] for r in history}))]
+    labels = [str(l) for l in (labels or sorted({r["label"] for r in predictions}))]
     idx = {l: i for i, l in enumerate(labels)}
     cm = np.zeros((len(labels), len(labels)), dtype=int)
-    for r in history: cm[idx[str(r["label"])], idx[str(r["predicted"])]] += 1
+    for r in predictions: cm[idx[str(r["label"])], idx[str(r["predicted"])]] += 1
     size = 1.2 + 0.6 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(cm, cmap="Blues")
@@ -344,9 +350,9 @@ def classify_recipe(quick: bool = False  # 128 training reviews, 2 epochs at 3e-
     name = model_for("encoder")
     train, test = split_data(load_labelled("reviews"), eval_size=0.2)
     if quick: train = balanced_sample(train, 128)
-    cfg = ClassifyConfig.for_profile(save_steps=0, **({"epochs": 2, "learning_rate": 3e-4} if quick else {}))
+    cfg = ClassifyConfig.for_profile(save_steps=0, **({"num_epochs": 2, "learning_rate": 3e-4} if quick else {}))
     labels = sorted(set(train["label"]))
     res = train_classifier(load_classifier(name, labels, cfg), load_tokenizer(name), train, test, cfg)
-    res.figures = {"confusion": plot_confusion(res.history, labels)}
+    res.figures = {"confusion": plot_confusion(res.predictions, labels)}
     res.lines = [f"{name} on {len(train)} shipped reviews: " + res.lines[0]]
     return res

@@ -12,14 +12,16 @@ import html
 import importlib
 import io
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from .config import FtbookError, Result, atomic_write
+from .config import ConfigError, FtbookError, Result, atomic_write
 
 # %% auto #0
-__all__ = ['PARSERS', 'TOUR', 'write_json', 'write_metrics', 'verb', 'model_flags', 'training_flags', 'prepare_out', 'cmd_models',
+__all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
+           'model_flags', 'training_flags', 'training_overrides', 'check_out', 'prepare_out', 'cmd_models',
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser']
@@ -43,9 +45,11 @@ def write_metrics(out: Path,  # the --out folder
                   config=None,  # the settings that produced them (a dataclass or dict)
                  ) -> Path:
     "Write `out/metrics.json`: the flat numeric metrics plus a `config` object."
+    config = _jsonable(config) if config is not None else {}
+    if "seed" in config: metrics = {**metrics, "seed": config["seed"]}
     bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
-    if bad: raise TypeError(f"metrics must be numbers; not: {bad}")
-    return write_json(Path(out) / "metrics.json", {**metrics, "config": _jsonable(config) if config is not None else {}})
+    if bad: raise FtbookError(f"metrics.json holds numbers only at the top level; not: {bad}")
+    return write_json(Path(out) / "metrics.json", {**metrics, "config": config})
 
 # %% ../nbs/12_cli.ipynb #1f5490ee
 PARSERS: list = []
@@ -66,24 +70,80 @@ def model_flags(p):
                    help="run the modelling code a model ships with (read it first; only for sources you trust)")
 
 
+def _number(kind, low: float, strict: bool, what: str):
+    "An argparse type: `kind` (int or float) that is > low (strict) or >= low, else a one-line usage error."
+    def parse(s: str):
+        try: v = kind(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not {what}") from None
+        if v < low or (strict and v == low): raise argparse.ArgumentTypeError(f"{s} is out of range: use {what}")
+        return v
+    return parse
+
+
+POSITIVE_INT = _number(int, 0, True, "a whole number >= 1")
+POSITIVE_FLOAT = _number(float, 0, True, "a number > 0")
+COUNT = _number(int, 0, False, "a whole number >= 0")
+
+
 def training_flags(p,
                    name: str,  # the verb: the output folder defaults to ftbook-NAME
                    save_steps: str,  # how the default checkpoint interval reads in --help
                    lora: str = "",  # what --lora trains, e.g. "LoRA adapters"; empty: the verb has no --lora
+                   lora_r: int = 16,  # the adapter rank a bare --lora gives
+                   epochs: float = 1,  # default passes over the training file
                   ):
-    "Add the flags every training verb shares: output folder, checkpoints, resume, LoRA, and `model_flags`."
-    p.add_argument("--out", default=f"ftbook-{name}", help=f"output folder (default: ftbook-{name})")
-    p.add_argument("--save-steps", type=int, help=f"checkpoint every N steps, for --resume (default: {save_steps})")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    "Add the flags every training verb shares: budget, batch, seed, output folder, checkpoints, resume, LoRA, and `model_flags`."
+    g = p.add_argument_group("training (shared by every training verb)")
+    g.add_argument("--epochs", type=POSITIVE_FLOAT, default=epochs, help=f"passes over the training file (default: {epochs:g})")
+    g.add_argument("--max-steps", type=POSITIVE_INT, help="train exactly this many optimizer steps instead of --epochs")
+    g.add_argument("--learning-rate", type=POSITIVE_FLOAT, help="peak learning rate (default: the recipe's, ten times higher with --lora)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, help="examples per micro-step (default: the profile's)")
+    g.add_argument("--grad-accum", type=POSITIVE_INT, help="micro-steps per optimizer step: effective batch = batch size x this")
+    g.add_argument("--seed", type=COUNT, help="seed of new weights, data order and sampling (default: the profile's, 0)")
+    g.add_argument("--out", default=f"ftbook-{name}", help=f"output folder (default: ftbook-{name})")
+    g.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (otherwise refused)")
+    g.add_argument("--save-steps", type=COUNT, help=f"checkpoint every N steps, for --resume (default: {save_steps})")
+    g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
+    g.add_argument("--verbose", action="store_true", help="also show the libraries' own logs, load reports and progress bars")
     if lora:
-        p.add_argument("--lora", action="store_true", help=f"train {lora} instead of every weight")
-        p.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
+        g.add_argument("--lora", type=POSITIVE_INT, nargs="?", const=lora_r, metavar="RANK",
+                       help=f"train {lora} of rank RANK (default {lora_r}) instead of every weight")
+        g.add_argument("--lora-targets", help="with --lora: comma-separated linear layer names to adapt (default: all-linear)")
     model_flags(p)
 
 
-def prepare_out(out: str | Path) -> Path:
+def training_overrides(args) -> dict:
+    "The config fields the shared training flags set: whole epochs over the user's file unless --max-steps is given."
+    given = dict(num_epochs=args.epochs, max_steps=args.max_steps or -1, learning_rate=args.learning_rate,
+                 batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed, save_steps=args.save_steps,
+                 lora_r=getattr(args, "lora", None), lora_targets=getattr(args, "lora_targets", None))
+    if given["lora_targets"] and not given["lora_r"]: raise ConfigError("--lora-targets needs --lora")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+FINISHED = "metrics.json"
+"The file whose presence marks an --out folder as holding a finished run."
+
+
+def check_out(args):
+    "Refuse an --out that is a file, or that holds a finished run, unless --overwrite (or --resume) says what to do with it."
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder\nFix: give a folder path (it is created if missing)")
+    if (out / FINISHED).exists() and not (args.overwrite or args.resume):
+        raise ConfigError(f"--out {out} already holds a finished run ({out / FINISHED})\nFix: pass --overwrite to replace "
+                          f"it, --resume to continue it, or another --out")
+
+
+def prepare_out(args) -> Path:
     "Create the --out folder once inputs are validated (call it after loading and checking data, before training)."
-    out = Path(out)
+    from ftbook.train import last_checkpoint
+    out = Path(args.out)
+    ckpts = out / "checkpoints"
+    if getattr(args, "overwrite", False) and not getattr(args, "resume", False) and ckpts.is_dir():
+        shutil.rmtree(ckpts)  # the old run's checkpoints must not mix with the new run's
+    if getattr(args, "resume", False) and not any(last_checkpoint(d) for d in (ckpts, ckpts / "head")):
+        print(f"--resume: no complete checkpoint in {ckpts}, so this run starts from the beginning", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -201,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script: errors print as one message and exit with status 2."
     from ftbook.models import trusted_sources
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False) and args.verb != "models":
+        from ftbook.train import quiet
+        quiet()
     try:
         with trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
             return args.func(args)
@@ -223,7 +286,7 @@ def cmd_leakage(args) -> int:
     print(rep.summary(args.top))
     print(f"({time.perf_counter() - t0:.1f} s for {rep.n_train:,} x {rep.n_eval:,} examples)")
     if args.out:
-        out = prepare_out(args.out)
+        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
         write_json(out / "leakage.json", rep.to_json())
         written = [out / "leakage.json"]
         if args.clean:
@@ -254,7 +317,7 @@ def _pretrain_inputs(args, cfg):
     "Load and check every input of `ftbook pretrain`; raises DataError/ModelError before anything is written."
     from ftbook.config import DataError, ModelError, model_for
     from ftbook.data import split_data
-    from ftbook.models import load_model, load_tokenizer
+    from ftbook.models import load_model, load_tokenizer, resolve_model
     from ftbook.selfsup import load_text, new_head_parameters, tokenize_docs
     train = load_text(args.train)
     if args.eval: held_out = load_text(args.eval)
@@ -267,6 +330,7 @@ def _pretrain_inputs(args, cfg):
     if len(probe) == 0:
         raise DataError(args.general, None, None, "has too few documents to hold half out as a probe", "add documents")
     name = args.model or model_for("encoder" if cfg.objective == "mlm" else "causal_lm")
+    resolve_model(name, "encoder" if cfg.objective == "mlm" else "decoder")
     tok = load_tokenizer(name)
     if cfg.objective == "mlm" and tok.mask_token is None:
         raise ModelError(name, "its tokenizer has no mask token, so it cannot be trained to fill in masked words (it is a decoder)",
@@ -280,22 +344,23 @@ def _pretrain_inputs(args, cfg):
                         "add text, or pass a smaller --block-size")
     model = load_model(name, task="masked-lm" if cfg.objective == "mlm" else "causal-lm")
     fresh = new_head_parameters(model, name) if cfg.objective == "mlm" else []
-    return name, model, tok, train, held_out, probe, general_pool, fresh
+    return name, model, tok, train, held_out, probe, general_pool, fresh, n_tokens
 
 
 def cmd_pretrain(args) -> int:
     "Continue pretraining a model on a text file; write OUT/model and OUT/metrics.json."
     from dataclasses import replace
     from ftbook.selfsup import PretrainConfig, continue_pretraining
-    from ftbook.train import quiet, save_model
-    quiet()
-    given = dict(max_steps=args.max_steps, lr=args.lr, block_size=args.block_size, batch_size=args.batch_size,
-                 replay=args.replay, save_steps=args.save_steps, seed=args.seed)
-    cfg = PretrainConfig.for_profile(None, args.objective, whole_word_mask=args.whole_word_mask,
+    from ftbook.train import planned_steps, save_model
+    check_out(args)
+    given = dict(block_size=args.block_size, replay=args.replay, n_eval=0)  # the user's file: every held-out document counts
+    cfg = PretrainConfig.for_profile(objective=args.objective, whole_word_mask=args.whole_word_mask, **training_overrides(args),
                                      **{k: v for k, v in given.items() if v is not None})
-    if args.save_steps is None: cfg = replace(cfg, save_steps=max(1, cfg.max_steps // 4))
-    name, model, tok, train, held_out, probe, pool, fresh = _pretrain_inputs(args, cfg)
-    out = prepare_out(args.out)
+    name, model, tok, train, held_out, probe, pool, fresh, n_tokens = _pretrain_inputs(args, cfg)
+    if args.save_steps is None:  # a quarter of the run (blocks estimated from the training tokens and the replay share)
+        blocks = round(n_tokens // cfg.block_size / (1 - cfg.replay))
+        cfg = replace(cfg, save_steps=max(1, planned_steps(blocks, cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps) // 4))
+    out = prepare_out(args)
     res = continue_pretraining(model, tok, train["text"], held_out["text"], probe["text"], cfg, out / "checkpoints",
                                resume=args.resume, replay=pool["text"], fresh_head=fresh)
     save_model(model, tok, out / "model")
@@ -319,13 +384,9 @@ def add_pretrain_parser(sub):
     p.add_argument("--model", help="preset, folder or hub id (default: the profile's encoder for mlm, decoder for clm)")
     p.add_argument("--eval", help="held-out domain documents (default: a fifth of --train)")
     p.add_argument("--general", help="general-English documents for the forgetting probe and replay (default: shipped 'general')")
-    p.add_argument("--max-steps", type=int, help="optimizer steps (default: the profile's)")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--block-size", type=int, help="tokens per training block")
-    p.add_argument("--batch-size", type=int, help="blocks per step")
+    p.add_argument("--block-size", type=POSITIVE_INT, help="tokens per training block (default: 64 on cpu)")
     p.add_argument("--whole-word-mask", action="store_true", help="mask whole words instead of word pieces (mlm)")
     p.add_argument("--replay", type=float, help="share of training blocks drawn from general text, e.g. 0.3 (default 0)")
-    p.add_argument("--seed", type=int, help="seed for data order, masks and new weights")
     training_flags(p, "pretrain", "a quarter of the run")
     p.set_defaults(func=cmd_pretrain)
 
@@ -338,8 +399,10 @@ def cmd_classify(args) -> int:
     from dataclasses import asdict
     from ftbook.classify import ClassifyConfig, load_classifier, load_labelled, train_classifier
     from ftbook.config import DataError, get_profile, model_for
-    from ftbook.models import load_tokenizer
+    from ftbook.models import load_tokenizer, resolve_model
     from ftbook.train import save_model
+    check_out(args)
+    cfg = ClassifyConfig.for_profile(**training_overrides(args), **({"max_length": args.max_length} if args.max_length else {}))
     train = load_labelled(args.train, args.text_field, args.label_field)
     held = load_labelled(args.eval, args.text_field, args.label_field)
     labels = sorted(set(train["label"]))
@@ -351,17 +414,14 @@ def cmd_classify(args) -> int:
         if str(lab) not in known:
             raise DataError(args.eval, line, args.label_field, f"label {lab!r} does not occur in the training file "
                             f"(its labels: {', '.join(map(str, labels))})", "fix the label, or add training examples of it")
-    cfg = ClassifyConfig.for_profile(**{k: v for k, v in (("epochs", args.epochs), ("lora", args.lora or None),
-                                                          ("lora_targets", args.lora_targets),
-                                                          ("max_length", args.max_length), ("seed", args.seed),
-                                                          ("save_steps", args.save_steps)) if v is not None})
     name = args.model or model_for("encoder", get_profile())
+    resolve_model(name, "encoder")
     tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
-    out = prepare_out(args.out)
+    out = prepare_out(args)
     res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
     save_model(model, tok, out / "model")
     atomic_write(out / "predictions.jsonl", "".join(
-        json.dumps({"line": line, **r}, ensure_ascii=False) + "\n" for line, r in zip(held["line"], res.history)))
+        json.dumps({"line": line, **r}, ensure_ascii=False) + "\n" for line, r in zip(held["line"], res.predictions)))
     write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval),
                                      "text_field": args.text_field, "label_field": args.label_field, "labels": labels})
     for l in res.lines: print(l)
@@ -377,10 +437,8 @@ def add_classify_parser(sub):
     p.add_argument("--eval", required=True, help="labelled evaluation file, same columns")
     p.add_argument("--text-field", default="text", help="column holding the text (default: text)")
     p.add_argument("--label-field", default="label", help="column holding the label, string or integer (default: label)")
-    p.add_argument("--epochs", type=float, help="passes over the training data (default: 3)")
-    p.add_argument("--max-length", type=int, help="tokens per text, the rest is cut (default: the profile's, 128 on cpu)")
-    p.add_argument("--seed", type=int, help="seed of the head's initialisation and the data order (default: the profile's, 0)")
-    training_flags(p, "classify", "200; 0: never", lora="LoRA adapters and the head")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per text, the rest is cut (default: the profile's, 128 on cpu)")
+    training_flags(p, "classify", "200; 0: never", lora="LoRA adapters and the head", lora_r=8, epochs=3)
     p.set_defaults(func=cmd_classify)
 
 # %% ../nbs/12_cli.ipynb #8dc03aa9
@@ -393,27 +451,26 @@ def cmd_sft(args) -> int:
     from datasets import Dataset
     from ftbook.config import get_profile, model_for
     from ftbook.data import split_data
-    from ftbook.models import load_tokenizer
+    from ftbook.models import load_tokenizer, resolve_model
     from ftbook.sft import InstructConfig, load_conversations, load_sft_model, prepare_sft, train_sft
     from ftbook.train import save_model
+    check_out(args)
+    cfg = InstructConfig.for_profile(**training_overrides(args), **({"max_length": args.max_length} if args.max_length else {}))
     train = load_conversations(args.train)
     if args.eval: held = load_conversations(args.eval)
     else:
-        tr, ev = split_data(Dataset.from_dict({"messages": train}), eval_size=0.1)
+        tr, ev = split_data(Dataset.from_dict({"messages": train}), eval_size=0.1, seed=cfg.seed)
         if len(tr) == 0 or len(ev) == 0:
             from ftbook.config import DataError
             raise DataError(args.train, None, None, f"has too few distinct prompts ({len(train)} records) to hold some out "
                             "for the loss", "pass a separate --eval file, or add records")
         train, held = tr["messages"], ev["messages"]
-    over = {k: v for k, v in (("epochs", args.epochs), ("max_steps", args.max_steps), ("max_length", args.max_length),
-                              ("save_steps", args.save_steps), ("lora", args.lora or None),
-                              ("lora_targets", args.lora_targets)) if v is not None}
-    cfg = InstructConfig.for_profile(**over)
     name = args.model or model_for("causal_lm", get_profile())
+    resolve_model(name, "decoder")
     tok = load_tokenizer(name)
     prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
     model = load_sft_model(name, cfg)
-    out = prepare_out(args.out)
+    out = prepare_out(args)
     res = train_sft(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume, name=name)
     save_model(model, tok, out / "model")
     write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
@@ -428,10 +485,8 @@ def add_sft_parser(sub):
     p.add_argument("--model", help="causal LM preset, folder or hub id (default: the profile's, smollm2-135m-instruct on cpu)")
     p.add_argument("--train", required=True, help="messages, prompt/completion or instruction/input/output records (.jsonl, .json, .csv, .tsv)")
     p.add_argument("--eval", help="held-out records for the loss (default: a tenth of --train)")
-    p.add_argument("--epochs", type=float, help="passes over the training data (default: 1)")
-    p.add_argument("--max-steps", type=int, help="train exactly this many optimizer steps instead of --epochs")
-    p.add_argument("--max-length", type=int, help="tokens per conversation, the rest is cut (default: the profile's, 128 on cpu)")
-    training_flags(p, "sft", "100; 0: never", lora="LoRA adapters")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per conversation, the rest is cut (default: the profile's, 128 on cpu)")
+    training_flags(p, "sft", "100; 0: never", lora="LoRA adapters", lora_r=16)
     p.set_defaults(func=cmd_sft)
 
 # %% ../nbs/12_cli.ipynb #7e421fd3

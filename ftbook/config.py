@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile',
-           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'cache_dir', 'is_main_process',
-           'atomic_write', 'Result']
+__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError',
+           'check_fields', 'Profile', 'check_ranges', 'sized_for', 'detect_profile', 'get_profile', 'hub_reachable',
+           'offline', 'model_for', 'cache_dir', 'is_main_process', 'atomic_write', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -76,8 +76,6 @@ class Profile:
     batch_size: int = 8  # examples per optimizer micro-step and device
     grad_accum: int = 1  # micro-steps per optimizer step: effective batch = batch_size * grad_accum
     max_steps: int = 30  # optimizer steps for a chapter's demonstration run
-    n_train: int = 256  # training examples a demonstration draws from a shipped dataset (0 = all)
-    n_eval: int = 64  # evaluation examples a demonstration draws (0 = all)
     seed: int = 0  # one seed for data order, initialisation and sampling
 
     def with_(self, **overrides) -> "Profile":
@@ -85,13 +83,54 @@ class Profile:
         check_fields(Profile, overrides)
         return replace(self, **overrides)
 
+# %% ../nbs/00_config.ipynb #4c8db906
+SHARED_FIELDS: dict[str, tuple] = {  # name -> (test of a valid value, the allowed range in words)
+    "learning_rate": (lambda v: v is None or v > 0, "a number > 0 (or None: the method's default)"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (num_epochs decides) or a whole number >= 1"),
+    "num_epochs": (lambda v: v > 0, "a number > 0"),
+    "warmup_steps": (lambda v: v >= 0, "a number >= 0 (below 1: a share of the run's steps)"),
+    "batch_size": (lambda v: v >= 1, "a whole number >= 1"),
+    "grad_accum": (lambda v: v >= 1, "a whole number >= 1"),
+    "max_length": (lambda v: v >= 8, "a whole number >= 8 (tokens)"),
+    "seed": (lambda v: v >= 0, "a whole number >= 0"),
+    "lora_r": (lambda v: v >= 0, "0 (full fine-tuning) or an adapter rank >= 1"),
+}
+"The settings every chapter config names the same way, with their allowed ranges."
+
+
+def check_ranges(cfg):  # a chapter config (a dataclass instance)
+    "Raise `ConfigError` naming the first shared field of `cfg` whose value is outside its allowed range."
+    for name, (ok, allowed) in SHARED_FIELDS.items():
+        if not hasattr(cfg, name): continue
+        v = getattr(cfg, name)
+        try: good = not isinstance(v, bool) and ok(v)
+        except TypeError: good = False
+        if not good: raise ConfigError(f"{type(cfg).__name__}.{name} = {v!r} is out of range: use {allowed}")
+
+
+PROFILE_FIELDS = ("batch_size", "grad_accum", "max_length", "seed")
+"Fields a chapter config takes from the profile unless the chapter's own sizes for that profile say otherwise."
+
+
+def sized_for(cls,  # the chapter config class
+              profile: Profile | str | None,  # a Profile, its name, or None for `get_profile()`
+              overrides: dict,  # fields the caller sets; they win
+              sizes=None,  # the chapter's sizes: {profile name: {field: value}}, or a function Profile -> {field: value}
+             ):
+    "`cls` from the profile's shared fields, then the chapter's sizes for that profile, then `overrides` (unknown names raise)."
+    p = profile if isinstance(profile, Profile) else get_profile(profile)
+    check_fields(cls, overrides)
+    own = sizes(p) if callable(sizes) else (sizes or {}).get(p.name, {})
+    names = {f.name for f in fields(cls) if f.init}
+    return cls(**{**{k: getattr(p, k) for k in PROFILE_FIELDS if k in names}, **own, **overrides})
+
 # %% ../nbs/00_config.ipynb #b296f1fd
 PROFILES: dict[str, Profile] = {
     "cpu": Profile(),
     "colab": Profile(name="colab", causal_lm="HuggingFaceTB/SmolLM2-360M-Instruct", encoder="google-bert/bert-base-uncased",
-                     dtype="float16", max_length=512, batch_size=16, grad_accum=2, max_steps=300, n_train=2000, n_eval=200),
+                     dtype="float16", max_length=512, batch_size=16, grad_accum=2, max_steps=300),
     "gpu": Profile(name="gpu", causal_lm="HuggingFaceTB/SmolLM2-1.7B-Instruct", encoder="google-bert/bert-large-uncased",
-                   dtype="bfloat16", max_length=1024, batch_size=16, grad_accum=4, max_steps=1000, n_train=0, n_eval=0),
+                   dtype="bfloat16", max_length=1024, batch_size=16, grad_accum=4, max_steps=1000),
 }
 
 # %% ../nbs/00_config.ipynb #12c7d5e6
@@ -195,7 +234,8 @@ DATA_DIR = Path(ftbook.__file__).parent / "data"
 class Result:
     "What a chapter's main function returns."
     metrics: dict[str, float] = field(default_factory=dict)  # flat, snake_case, numbers only
-    history: list[dict] = field(default_factory=list)  # per-step or per-evaluation records, for plots
+    history: list[dict] = field(default_factory=list)  # one flat dict per logged or measured step, each with 'step'
+    predictions: list[dict] = field(default_factory=list)  # one flat dict per evaluated example (CLI: predictions.jsonl)
     figures: dict = field(default_factory=dict)  # name -> matplotlib Figure
     paths: dict[str, Path] = field(default_factory=dict)  # name -> file or folder written
     lines: list[str] = field(default_factory=list)  # a few human-readable findings, printed by the CLI

@@ -169,12 +169,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 _ENCODER_HINTS = ("bert", "minilm", "roberta", "electra", "deberta", "mpnet", "e5", "bge")
 
 
-def _suggest_preset(name: str) -> str:
-    fam = "encoder" if any(h in name.lower() for h in _ENCODER_HINTS) else "decoder"
-    return next(p.name for p in PRESETS.values() if p.family == fam and p.hub_id)
+def _suggest_preset(name: str, family: str | None = None) -> str:
+    "The preset closest to `name` (difflib) among those of `family` (guessed from the name if None)."
+    import difflib
+    fam = family or ("encoder" if any(h in name.lower() for h in _ENCODER_HINTS) else "decoder")
+    close = difflib.get_close_matches(name.lower(), [p.name for p in PRESETS.values() if p.family == fam], n=1, cutoff=0.5)
+    return close[0] if close else next(p.name for p in PRESETS.values() if p.family == fam and p.hub_id)
 
 
-def resolve_model(name: str | os.PathLike  # a preset name, a local folder, or a hub id
+def resolve_model(name: str | os.PathLike,  # a preset name, a local folder, or a hub id
+                  family: str | None = None,  # 'decoder' or 'encoder': what the caller needs, for the suggestion
                  ) -> str:
     "A loadable location for `name`: a local folder, or a hub id when the hub is reachable or the model is cached."
     name = str(name)
@@ -193,8 +197,8 @@ def resolve_model(name: str | os.PathLike  # a preset name, a local folder, or a
     except Exception:
         raise ModelError(name, "it is not in the local Hugging Face cache and this machine is offline "
                                "(HF_HUB_OFFLINE is set or huggingface.co cannot be reached)",
-                         f"use the offline preset {_suggest_preset(name)!r} (see `ftbook models`), or download the model "
-                         f"on a connected machine and pass its folder") from None
+                         f"use the offline preset {_suggest_preset(name, family)!r} (`ftbook models` lists them all), or "
+                         f"download the model on a connected machine and pass its folder") from None
 
 # %% ../nbs/01_pretrained.ipynb #8503aba1
 _TRUST = contextvars.ContextVar("ftbook_trust", default=(False, False))

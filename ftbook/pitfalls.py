@@ -14,12 +14,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Profile, Result, check_fields, get_profile
+from .config import ConfigError, Profile, Result, check_ranges, get_profile, sized_for
 from .data import load_data, split_data, to_messages
 from .leakage import leakage_report, normalize_text, plant_leaks
 from .metrics import perplexity
 from .models import chat, generate
-from .train import run_training, seed_everything, training_args
+from .train import add_lora, run_training, seed_everything, training_args
 
 # %% auto #0
 __all__ = ['FitConfig', 'FitFinding', 'diagnose_fit', 'plot_learning_curves', 'FitWarning', 'keep_best_args',
@@ -41,6 +41,11 @@ class FitConfig:
     flat_tol: float = 0.02  # plateau: the last quarter of the run changes the train loss by less than this share
     high_loss: float | None = None  # a plateau above this loss is "high" (e.g. ln(classes)); None: 75% of the first loss
     min_train_logs: int = 8  # training-loss records needed before underfitting is judged
+
+    @classmethod
+    def for_profile(cls, profile: Profile | str | None = None, **overrides) -> "FitConfig":
+        "The detectors' thresholds (the same on every profile), then `overrides`; an unknown name raises `ConfigError`."
+        return sized_for(cls, profile, overrides)
 
 # %% ../nbs/03_pitfalls.ipynb #a78cdc58
 @dataclass
@@ -390,7 +395,7 @@ class ForgettingCallback(TrainerCallback):
 @dataclass
 class ForgettingConfig:
     "A narrow-domain fine-tune of a causal LM whose forgetting is measured."
-    steps: int = 12  # optimizer steps
+    max_steps: int = 12  # optimizer steps
     learning_rate: float = 3e-4  # high for full fine-tuning (5e-5 is usual at this size); LoRA adapters want ~1e-3
     batch_size: int = 2  # texts per step
     max_length: int = 64  # tokens per training text (the rest is cut)
@@ -401,13 +406,13 @@ class ForgettingConfig:
     measure_every: int = 0  # measure forgetting every this many steps during training (0: before and after only)
     seed: int = 0  # data order and LoRA initialisation
 
+    def __post_init__(self): check_ranges(self)
+
     @classmethod
     def for_profile(cls, profile: Profile | str | None = None, **overrides) -> "ForgettingConfig":
         "Settings for a profile: the cpu profile's are sized for a 2-core machine, the others for a GPU."
-        p = profile if isinstance(profile, Profile) else get_profile(profile)
-        base = {} if p.name == "cpu" else dict(steps=60, batch_size=8, max_length=256, n_domain=48, learning_rate=3e-4)
-        check_fields(cls, overrides)
-        return cls(**(base | overrides))
+        gpu = dict(max_steps=60, batch_size=8, max_length=256, n_domain=48, learning_rate=3e-4)
+        return sized_for(cls, profile, overrides, {"cpu": dict(batch_size=2, max_length=64), "colab": gpu, "gpu": gpu})
 
 # %% ../nbs/03_pitfalls.ipynb #6c1f3e7e
 def _lm_dataset(tokenizer, texts: list[str], max_length: int):
@@ -439,12 +444,9 @@ def domain_finetune(model, tokenizer,
     seed_everything(cfg.seed)
     dom_before = perplexity(model, tokenizer, list(domain_eval), max_length=probe.max_length) if domain_eval else None
     if before is None: before = measure_general(model, tokenizer, probe)
-    if cfg.lora_r:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    if cfg.lora_r: model = add_lora(model, "causal-lm", cfg.lora_r, cfg.lora_alpha, dropout=0.0)
     cb = ForgettingCallback(tokenizer, probe, every=cfg.measure_every, before=before)
-    args = training_args(out or tempfile.mkdtemp(prefix="ftbook-forget-"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
+    args = training_args(out or tempfile.mkdtemp(prefix="ftbook-forget-"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="constant", logging_steps=1,
                          save_strategy="no", disable_tqdm=True, seed=cfg.seed)
     trainer = Trainer(model=model, args=args, train_dataset=_lm_dataset(tokenizer, texts, cfg.max_length),
@@ -586,9 +588,9 @@ def pitfalls_recipe(quick: bool = False  # fewer epochs, steps and probe questio
     tok = load_tokenizer("smollm2-135m-instruct")
     sailing = list(load_data("sailing")["text"])
     probe = ForgettingProbe.shipped(n_texts=6 if quick else 16, n_questions=12 if quick else 40)
-    cfg = ForgettingConfig.for_profile("cpu", steps=4 if quick else 12)
+    cfg = ForgettingConfig.for_profile("cpu", max_steps=4 if quick else 12)
     res = domain_finetune(load_model("smollm2-135m-instruct"), tok, sailing[:48], cfg, probe, domain_eval=sailing[-8:])
     m |= {k: v for k, v in res.metrics.items() if k != "train_seconds"}
-    lines += [f"Forgetting ({cfg.steps} full fine-tuning steps on sailing): " + res.lines[0], res.lines[1]]
+    lines += [f"Forgetting ({cfg.max_steps} full fine-tuning steps on sailing): " + res.lines[0], res.lines[1]]
     figs["forgetting"] = plot_forgetting({"full": res.metrics})
     return Result(metrics=m, figures=figs, lines=lines)

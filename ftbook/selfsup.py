@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, DataError, Profile, Result, check_fields, get_profile
+from .config import ConfigError, DataError, Profile, Result, check_ranges, get_profile, sized_for
 
 # %% auto #0
 __all__ = ['tokenize_docs', 'group_blocks', 'token_waste', 'make_blocks', 'mask_statistics', 'SeededMaskCollator', 'MaskEpoch',
@@ -32,7 +32,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 from .data import load_data, split_data
 from .metrics import perplexity
 from .models import load_model, load_tokenizer, resolve_model
-from .train import run_training, seed_everything, training_args
+from .train import last_checkpoint, plan_line, planned_steps, run_training, seed_everything, training_args
 
 # %% ../nbs/04_selfsup.ipynb #83db4924
 def tokenize_docs(tokenizer, texts: list[str],  # one document per item
@@ -213,13 +213,13 @@ def pseudo_perplexity(model, tokenizer,
 
 # %% ../nbs/04_selfsup.ipynb #21bc1613
 _SIZES = {  # (profile, objective) -> sizes; cpu runs are demonstrations, colab/gpu runs are real
-    ("cpu", "mlm"): dict(block_size=64, batch_size=8, max_steps=24, lr=3e-4, head_steps=16, head_lr=3e-3, n_eval=12,
+    ("cpu", "mlm"): dict(block_size=64, batch_size=8, max_steps=24, learning_rate=3e-4, head_steps=16, head_lr=3e-3, n_eval=12,
                          eval_length=64, pppl_positions=8),
-    ("cpu", "clm"): dict(block_size=64, batch_size=4, max_steps=12, lr=5e-4, warmup_steps=2, n_eval=8, eval_length=64),
-    ("colab", "mlm"): dict(block_size=256, batch_size=32, max_steps=500, lr=1e-4, head_steps=200, head_lr=1e-3, n_eval=64),
-    ("colab", "clm"): dict(block_size=256, batch_size=16, max_steps=300, lr=2e-5, n_eval=64),
-    ("gpu", "mlm"): dict(block_size=512, batch_size=64, max_steps=2000, lr=1e-4, head_steps=500, head_lr=1e-3, n_eval=0),
-    ("gpu", "clm"): dict(block_size=1024, batch_size=32, max_steps=1000, lr=2e-5, n_eval=0),
+    ("cpu", "clm"): dict(block_size=64, batch_size=4, max_steps=12, learning_rate=5e-4, warmup_steps=2, n_eval=8, eval_length=64),
+    ("colab", "mlm"): dict(block_size=256, batch_size=32, max_steps=500, learning_rate=1e-4, head_steps=200, head_lr=1e-3, n_eval=64),
+    ("colab", "clm"): dict(block_size=256, batch_size=16, max_steps=300, learning_rate=2e-5, n_eval=64),
+    ("gpu", "mlm"): dict(block_size=512, batch_size=64, max_steps=2000, learning_rate=1e-4, head_steps=500, head_lr=1e-3, n_eval=0),
+    ("gpu", "clm"): dict(block_size=1024, batch_size=32, max_steps=1000, learning_rate=2e-5, n_eval=0),
 }
 
 
@@ -228,9 +228,11 @@ class PretrainConfig:
     "Settings of a continued-pretraining run; build it with `PretrainConfig.for_profile`."
     objective: str = "mlm"  # 'mlm': predict masked tokens (encoders); 'clm': predict the next token (decoders)
     block_size: int = 64  # tokens per training row: documents are joined end to end and cut into blocks
-    batch_size: int = 8  # blocks per optimizer step
-    max_steps: int = 24  # optimizer steps of continued pretraining
-    lr: float = 3e-4  # peak learning rate, decayed linearly to zero
+    batch_size: int = 8  # blocks per micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step: effective batch = batch_size * grad_accum
+    num_epochs: float = 1  # passes over the training blocks
+    max_steps: int = -1  # > 0: exactly this many optimizer steps instead (the notebooks' demonstrations)
+    learning_rate: float = 3e-4  # peak learning rate, decayed linearly to zero
     warmup_steps: int = 0  # steps of linear learning-rate warm-up
     weight_decay: float = 0.01  # AdamW weight decay
     mlm_probability: float = 0.15  # share of tokens chosen as prediction targets (mlm)
@@ -250,19 +252,17 @@ class PretrainConfig:
         if self.objective not in ("mlm", "clm"): raise ConfigError(f"objective must be 'mlm' or 'clm', not {self.objective!r}")
         if not 0 <= self.replay < 1: raise ConfigError(f"replay is a share of the training blocks: 0 <= replay < 1, not {self.replay}")
         if self.block_size < 8: raise ConfigError(f"block_size={self.block_size} is too short to learn from; use 64 or more")
-        if self.max_steps < 1: raise ConfigError(f"max_steps must be at least 1, not {self.max_steps}")
+        check_ranges(self)
         if self.whole_word_mask and self.objective != "mlm": raise ConfigError("whole_word_mask applies to the mlm objective only")
         self.perplexity = ("pseudo-perplexity: each of pppl_positions tokens per document masked alone, exp of the mean NLL"
                            if self.objective == "mlm" else "perplexity: exp of the mean next-token NLL")
 
     @classmethod
-    def for_profile(cls, profile: Profile | None = None,  # defaults to `get_profile()`
-                    objective: str = "mlm",  # 'mlm' or 'clm'
-                    **overrides) -> "PretrainConfig":  # any field; these win
-        "The configuration sized for `profile` and `objective`."
-        p = profile or get_profile()
-        check_fields(cls, overrides)
-        return cls(objective=objective, seed=p.seed, **{**_SIZES.get((p.name, objective), {}), **overrides})
+    def for_profile(cls, profile: Profile | str | None = None,  # defaults to `get_profile()`
+                    **overrides) -> "PretrainConfig":  # any field, `objective` ('mlm' or 'clm') included; these win
+        "The configuration sized for `profile` and `objective`: the profile's batch, accumulation and seed, then `_SIZES`."
+        objective = overrides.get("objective", "mlm")
+        return sized_for(cls, profile, overrides, lambda p: _SIZES.get((p.name, objective), {}))
 
 # %% ../nbs/04_selfsup.ipynb #b922aff3
 def text_perplexity(model, tokenizer, texts: list[str], cfg: PretrainConfig) -> float:
@@ -281,9 +281,9 @@ class PerplexityProbe(TrainerCallback):
 
 # %% ../nbs/04_selfsup.ipynb #4d2cee31
 def _trainer(model, data, collator, cfg: PretrainConfig, output_dir: Path, steps: int, lr: float, save_steps: int,
-             callbacks=()) -> Trainer:
+             callbacks=(), grad_accum: int = 1) -> Trainer:
     save = dict(save_strategy="steps", save_steps=save_steps, save_total_limit=2) if save_steps else dict(save_strategy="no")
-    args = training_args(output_dir, per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1, max_steps=steps,
+    args = training_args(output_dir, per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=grad_accum, max_steps=steps,
                          learning_rate=lr, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
                          logging_steps=max(1, steps // 4), seed=cfg.seed, data_seed=cfg.seed,
                          remove_unused_columns=False,  # keeps special_tokens_mask / offset_mapping for the collator
@@ -343,16 +343,22 @@ def continue_pretraining(model, tokenizer,
     col = _mask_collator(tokenizer, cfg) if cfg.objective == "mlm" else default_data_collator
     cbs = [MaskEpoch(col)] if cfg.objective == "mlm" else []
     if cfg.eval_every: cbs.append(PerplexityProbe(measure, cfg.eval_every, history))
-    trainer = _trainer(model, data, col, cfg, output_dir, cfg.max_steps, cfg.lr, cfg.save_steps, cbs)
+    steps = planned_steps(len(data), cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
+    print(plan_line(len(data), len(data) * cfg.block_size, steps, cfg.batch_size, cfg.grad_accum, cfg.learning_rate,
+                    cfg.warmup_steps, num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
+    trainer = _trainer(model, data, col, cfg, output_dir, steps, cfg.learning_rate, cfg.save_steps, cbs, cfg.grad_accum)
+    ckpt = last_checkpoint(output_dir) if resume else None
     t0 = time.perf_counter()
     out = run_training(trainer, resume=resume)
     seconds = time.perf_counter() - t0
-    if history[-1]["step"] != cfg.max_steps: history.append({"step": cfg.max_steps, **measure()})
+    if history[-1]["step"] != steps: history.append({"step": steps, **measure()})
     before, after = history[0], history[-1]
     metrics = {"domain_ppl_before": before["domain_ppl"], "domain_ppl_after": after["domain_ppl"],
                "general_ppl_before": before["general_ppl"], "general_ppl_after": after["general_ppl"],
                "train_loss": out.training_loss, "train_blocks": n_domain, "replay_blocks": n_replay,
-               "train_tokens": cfg.max_steps * cfg.batch_size * cfg.block_size, "train_seconds": seconds}
+               "train_tokens": trainer.state.global_step * cfg.batch_size * cfg.grad_accum * cfg.block_size,
+               "train_steps": trainer.state.global_step, "train_seconds": seconds,
+               "resumed_from_step": int(ckpt.name.rsplit("-", 1)[1]) if ckpt else 0}
     return Result(metrics=metrics, history=history, paths={"checkpoints": output_dir})
 
 # %% ../nbs/04_selfsup.ipynb #f7fccc36
@@ -393,11 +399,11 @@ def selfsup_recipe(quick: bool = False  # fewer steps and documents, for a fast 
     tmp = Path(tempfile.mkdtemp(prefix="ftbook-selfsup-"))
     mlm, etok = load_model(p.encoder_offline, task="masked-lm"), load_tokenizer(p.encoder_offline)
     sizes = dict(max_steps=4, head_steps=4, n_eval=4, pppl_positions=4) if quick else dict(max_steps=12, head_steps=8)
-    res_m = continue_pretraining(mlm, etok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, "mlm", **sizes),
+    res_m = continue_pretraining(mlm, etok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="mlm", **sizes),
                                  tmp / "mlm", fresh_head=new_head_parameters(mlm, p.encoder_offline))
     lm, ltok = load_model(p.causal_lm_offline), load_tokenizer(p.causal_lm_offline)
     sizes = dict(max_steps=3, batch_size=2, warmup_steps=0, n_eval=4) if quick else dict(eval_every=6)
-    res_c = continue_pretraining(lm, ltok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, "clm", **sizes),
+    res_c = continue_pretraining(lm, ltok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="clm", **sizes),
                                  tmp / "clm")
     metrics = {f"{o}_{k}": v for o, r in (("mlm", res_m), ("clm", res_c)) for k, v in r.metrics.items() if "ppl" in k}
     mm, cm = res_m.metrics, res_c.metrics

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataError, ModelError, Profile, Result, check_fields, get_profile
+from .config import DataError, ModelError, Profile, Result, check_ranges, get_profile, sized_for
 from .data import detect_format, load_data, to_messages
 from .models import CHATML_TEMPLATE
 
 # %% auto #0
-__all__ = ['SFT_FORMATS', 'load_conversations', 'has_generation_markers', 'training_template', 'encode_conversation',
+__all__ = ['SFT_FORMATS', 'FULL_LR', 'load_conversations', 'has_generation_markers', 'training_template', 'encode_conversation',
            'render_labels', 'mask_report', 'plot_truncation', 'check_batch', 'CheckedCollator', 'sft_loss',
            'InstructConfig', 'load_sft_model', 'prepare_sft', 'held_out_prompts', 'train_sft', 'sft_recipe']
 
@@ -31,7 +31,8 @@ from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .models import chat, load_model, load_tokenizer
-from .train import last_checkpoint, lora_targets, run_training, training_args
+from .train import (add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps, run_training,
+                          training_args, use_progress_bar)
 
 # %% ../nbs/05_sft.ipynb #6b92fd15
 SFT_FORMATS = ("messages", "prompt_completion", "alpaca")
@@ -216,40 +217,39 @@ def sft_loss(logits: torch.Tensor,  # (B, T, V) next-token scores
 @dataclass
 class InstructConfig:
     "Settings of an instruction-tuning run (defaults: full fine-tuning of a ~100M-parameter chat model)."
-    epochs: float = 1  # passes over the training conversations
+    num_epochs: float = 1  # passes over the training conversations
     max_steps: int = -1  # > 0: train exactly this many optimizer steps instead
-    learning_rate: float = 5e-5  # peak learning rate for full fine-tuning
-    lora_learning_rate: float = 2e-4  # peak learning rate when the model has LoRA adapters
+    learning_rate: float | None = None  # peak learning rate; None: FULL_LR, or ten times it with LoRA (`default_learning_rate`)
     batch_size: int = 8  # conversations per micro-step
     grad_accum: int = 1  # micro-steps per optimizer step: effective batch = batch_size * grad_accum
     max_length: int = 128  # tokens per conversation; the rest is cut (see `mask_report`)
-    warmup: float = 0.1  # share of the steps over which the learning rate rises from 0
+    warmup_steps: float = 0.1  # steps of linear warm-up from 0; below 1, a share of the run's steps
     weight_decay: float = 0.0  # AdamW decoupled weight decay
-    lora: bool = False  # give `load_sft_model` LoRA adapters instead of training every weight
-    lora_r: int = 16  # adapter rank: trainable parameters grow linearly with it
-    lora_alpha: int = 32  # adapter scale = lora_alpha / lora_r
+    lora_r: int = 0  # 0: full fine-tuning; > 0: `load_sft_model` adds LoRA adapters of this rank (16 is a common start)
+    lora_alpha: int = 0  # adapter scale = lora_alpha / lora_r (0: 2 * lora_r)
     lora_targets: str = "all-linear"  # linear layers that get adapters: 'all-linear' or comma-separated names
     eval_batch_size: int = 8  # conversations per forward pass when evaluating
     save_steps: int = 100  # write a checkpoint every this many steps (0: none); `resume` continues from the last
     seed: int = 0  # data order, dropout and adapter initialisation
 
+    def __post_init__(self): check_ranges(self)
+
     @classmethod
-    def for_profile(cls, profile: Profile | None = None, **overrides) -> "InstructConfig":
+    def for_profile(cls, profile: Profile | str | None = None, **overrides) -> "InstructConfig":
         "Defaults for the profile (its batch size, accumulation, `max_length` and seed), then `overrides`."
-        p = profile or get_profile()
-        check_fields(cls, overrides)
-        return cls(**{"batch_size": p.batch_size, "grad_accum": p.grad_accum, "max_length": p.max_length, "seed": p.seed, **overrides})
+        return sized_for(cls, profile, overrides)
+
+
+FULL_LR = 5e-5
+"Peak learning rate for fully fine-tuning a ~100M-parameter chat model."
 
 
 def load_sft_model(name: str | os.PathLike,  # causal LM preset, folder or hub id
-                   cfg: InstructConfig | None = None):  # `lora`, `lora_r`, `lora_alpha` are read
-    "The causal LM to instruction-tune, with LoRA adapters on every linear layer if `cfg.lora`."
+                   cfg: InstructConfig | None = None):  # `lora_r`, `lora_alpha`, `lora_targets` are read
+    "The causal LM to instruction-tune, with LoRA adapters (`add_lora`) if `cfg.lora_r`."
     cfg = cfg or InstructConfig()
     model = load_model(name, task="causal-lm")
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=0.05, target_modules=lora_targets(model, cfg.lora_targets)))
+    if cfg.lora_r: model = add_lora(model, "causal-lm", cfg.lora_r, cfg.lora_alpha, dropout=0.05, targets=cfg.lora_targets)
     return model
 
 # %% ../nbs/05_sft.ipynb #dd8def26
@@ -270,16 +270,16 @@ def prepare_sft(tokenizer,
 def _sft_trainer(model, tokenizer, train, eval, cfg: InstructConfig, output_dir) -> SFTTrainer:
     args = training_args(
         output_dir, cls=SFTConfig, assistant_only_loss=True, max_length=cfg.max_length, packing=False,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lora_learning_rate if hasattr(model, "peft_config") else cfg.learning_rate,
-        warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=default_learning_rate(cfg.learning_rate, FULL_LR, cfg.lora_r if hasattr(model, "peft_config") else 0),
+        warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         gradient_checkpointing=False,  # small models fit without it; it would add a forward pass per step
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-        save_total_limit=2, disable_tqdm=True)
+        save_total_limit=2)
     collator = CheckedCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id), cfg.max_length)
-    return SFTTrainer(model=model, args=args, processing_class=tokenizer, data_collator=collator,
-                      train_dataset=Dataset.from_dict({"messages": train}), eval_dataset=Dataset.from_dict({"messages": eval}))
+    return use_progress_bar(SFTTrainer(model=model, args=args, processing_class=tokenizer, data_collator=collator,
+                      train_dataset=Dataset.from_dict({"messages": train}), eval_dataset=Dataset.from_dict({"messages": eval})))
 
 # %% ../nbs/05_sft.ipynb #2e56627f
 def held_out_prompts(convs: list[list[dict]], k: int = 3) -> list[tuple[list[dict], str]]:
@@ -305,6 +305,10 @@ def train_sft(model, tokenizer,
     output_dir = output_dir or tempfile.mkdtemp(prefix="ftbook-sft-")
     trainer = _sft_trainer(model, tokenizer, train, eval, cfg, output_dir)
     ckpt = last_checkpoint(output_dir) if resume else None
+    a, n = trainer.args, len(trainer.train_dataset)
+    print(plan_line(n, sum(map(len, trainer.train_dataset["input_ids"])), planned_steps(n, a.per_device_train_batch_size,
+          a.gradient_accumulation_steps, cfg.num_epochs, cfg.max_steps), a.per_device_train_batch_size,
+          a.gradient_accumulation_steps, a.learning_rate, cfg.warmup_steps, num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
     before = trainer.evaluate()["eval_loss"]
     t0 = time.perf_counter()
     run_training(trainer, resume=resume)

@@ -15,8 +15,10 @@ from pathlib import Path
 from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
 
 # %% auto #0
-__all__ = ['CKPT_MARKER', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker', 'last_checkpoint', 'TrainingError',
-           'SeededLengthGroupedSampler', 'run_training', 'save_model', 'plot_losses', 'lora_targets']
+__all__ = ['CKPT_MARKER', 'LORA_LR_SCALE', 'HEAD_MODULES', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker',
+           'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
+           'planned_steps', 'plan_line', 'run_training', 'save_model', 'plot_losses', 'lora_targets',
+           'default_learning_rate', 'add_lora']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import torch
@@ -200,6 +202,75 @@ def _seed_length_grouping(trainer):
     sampler._ftbook_seeded = True
     trainer._get_train_sampler = sampler
 
+# %% ../nbs/02b_train.ipynb #43bbb858
+import math
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+_NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
+
+
+class ProgressBar(TrainerCallback):
+    "One tqdm bar per training run with the loss in its postfix, and one line per evaluation, instead of printed log dicts."
+    bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None: self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2g}", refresh=False)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or not metrics: return
+        shown = {k.removeprefix("eval_"): v for k, v in metrics.items() if not k.removeprefix("eval_").endswith(_NOT_METRICS)}
+        line = f"step {state.global_step} eval: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, (int, float)))
+        (self.bar.write if self.bar is not None else print)(line)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None: self.bar.close(); self.bar = None
+
+
+def use_progress_bar(trainer):
+    "Replace the Trainer's own bar or printed log dicts with one `ProgressBar` (call before `evaluate` to quiet it too)."
+    for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
+    if not any(isinstance(c, ProgressBar) for c in trainer.callback_handler.callbacks): trainer.add_callback(ProgressBar())
+    return trainer
+
+
+def planned_steps(n_examples: int,  # training examples (rows after tokenising)
+                  batch_size: int,  # examples per micro-step
+                  grad_accum: int = 1,  # micro-steps per optimizer step
+                  num_epochs: float = 1.0,  # passes over the data
+                  max_steps: int = -1,  # > 0: exactly this many steps instead
+                 ) -> int:
+    "Optimizer steps a run will take, counted as the transformers Trainer counts them."
+    if max_steps > 0: return max_steps
+    batches = math.ceil(n_examples / batch_size)
+    per_epoch = max(batches // grad_accum + int(batches % grad_accum > 0), 1)
+    return math.ceil(num_epochs * per_epoch)
+
+
+def plan_line(n_examples: int,  # training examples
+              n_tokens: int,  # tokens in them
+              steps: int,  # from `planned_steps`
+              batch_size: int, grad_accum: int,
+              learning_rate: float,  # peak learning rate
+              warmup_steps: float = 0,  # steps (below 1: share of the run) of linear warm-up
+              schedule: str = "linear",  # decay after warm-up: 'linear' (to zero) or 'constant'
+              num_epochs: float | None = None,  # passes over the data (None: `steps` decide)
+             ) -> str:
+    "The one line a run prints before it trains: examples, tokens, steps, batch, learning rate and schedule."
+    warm = round(warmup_steps * steps) if 0 < warmup_steps < 1 else int(warmup_steps)
+    span = f"{num_epochs:g} epoch{'s' if num_epochs != 1 else ''} = " if num_epochs else ""
+    return (f"plan: {n_examples:,} examples ({n_tokens:,} tokens), {span}{steps:,} steps of {batch_size} x {grad_accum}, "
+            f"learning rate {learning_rate:g}, {warm} warm-up steps, then "
+            + ("linear decay to 0" if schedule == "linear" else f"{schedule} schedule"))
+
 # %% ../nbs/02b_train.ipynb #227dfa7f
 def _finished(trainer, ckpt: Path) -> bool:
     "Whether checkpoint `ckpt` already holds the final step of a `max_steps` run."
@@ -213,6 +284,7 @@ def run_training(trainer,  # a transformers or TRL trainer
     "Train with complete-checkpoint markers, a NaN/inf guard and a one-line out-of-memory hint; resume when asked."
     if not any(isinstance(c, CheckpointMarker) for c in trainer.callback_handler.callbacks):
         trainer.add_callback(CheckpointMarker())
+    use_progress_bar(trainer)
     _guard(trainer)
     _seed_length_grouping(trainer)
     ckpt = last_checkpoint(trainer.args.output_dir) if resume else None
@@ -273,3 +345,37 @@ def lora_targets(model: torch.nn.Module,  # the model the adapters go on
                           f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}.\n"
                           f"Fix: pass some of those names (e.g. --lora-targets {','.join(sorted(linear)[:2])}) or 'all-linear'.")
     return names
+
+# %% ../nbs/02b_train.ipynb #39d20f64
+LORA_LR_SCALE = 10
+"Adapters' default learning rate is this many times the full fine-tuning one."
+
+HEAD_MODULES = ("classifier", "score")
+"Names of the new classification heads of BERT-style (`classifier`) and decoder (`score`) models."
+
+
+def default_learning_rate(learning_rate: float | None,  # the config's value; None: the method's default
+                          full: float,  # the chapter's default for full fine-tuning
+                          lora_r: int = 0,  # the adapter rank; 0: full fine-tuning
+                         ) -> float:
+    "The peak learning rate to train with: the one given, else `full` for full fine-tuning and `LORA_LR_SCALE * full` for adapters."
+    if learning_rate is not None: return learning_rate
+    return full * LORA_LR_SCALE if lora_r else full
+
+
+def add_lora(model,  # a transformers model
+             task: str,  # 'seq-cls' or 'causal-lm', as `load_model` names tasks
+             r: int,  # adapter rank (>= 1): trainable parameters grow linearly with it
+             alpha: int = 0,  # scale numerator: updates are scaled by alpha / r (0: 2 * r)
+             dropout: float = 0.05,  # dropout on the adapter's input
+             targets: str | list[str] = "all-linear",  # linear layers that get adapters (checked by `lora_targets`)
+            ):
+    "`model` wrapped with LoRA adapters by peft; a classifier's new head is trained in full and saved with them."
+    from peft import LoraConfig, get_peft_model
+    kinds = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
+    if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
+    if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
+    head = [n for n in HEAD_MODULES if task == "seq-cls" and isinstance(getattr(model, n, None), torch.nn.Module)]
+    cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
+                     target_modules=lora_targets(model, targets), modules_to_save=head or None)
+    return get_peft_model(model, cfg)

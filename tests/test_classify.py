@@ -69,7 +69,7 @@ def tiny():
 
 def test_train_classifier_learns_and_reports(tiny):
     tok, ds = tiny
-    cfg = ClassifyConfig(epochs=16, learning_rate=3e-3, batch_size=8, save_steps=0)
+    cfg = ClassifyConfig(num_epochs=16, learning_rate=3e-3, batch_size=8, save_steps=0)
     model = load_classifier("tiny-bert", ["neg", "pos"], cfg)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
     res = train_classifier(model, tok, ds, ds, cfg)
@@ -77,7 +77,7 @@ def test_train_classifier_learns_and_reports(tiny):
     assert {"accuracy", "macro_f1", "train_seconds"} <= set(res.metrics)
     unchanged = [n for n, p in model.named_parameters() if torch.equal(p, start[n])]
     assert unchanged == [], unchanged  # every weight was trained
-    fig = plot_confusion(res.history, ["neg", "pos"])
+    fig = plot_confusion(res.predictions, ["neg", "pos"])
     assert [t.get_text() for t in fig.axes[0].texts] == ["12", "0", "0", "12"]
 
 

@@ -196,7 +196,7 @@ def test_memorisation_check_separates_a_memorised_model_from_a_fresh_one(tmp_pat
     fresh = memorisation_check(load_model("tiny-llama"), tok, train, heldout, prefix_tokens=16, suffix_tokens=8)
     assert fresh.metrics == {"memorised_train": 0.0, "memorised_heldout": 0.0} and "no sign" in fresh.lines[0]
     model = load_model("tiny-llama")
-    cfg = ForgettingConfig(steps=80, learning_rate=3e-3, batch_size=4, max_length=32, n_domain=4)
+    cfg = ForgettingConfig(max_steps=80, learning_rate=3e-3, batch_size=4, max_length=32, n_domain=4)
     domain_finetune(model, tok, train, cfg, ForgettingProbe(["A short probe text."], []), out=tmp_path)
     mem = memorisation_check(model, tok, train, heldout, prefix_tokens=16, suffix_tokens=8)
     assert mem.metrics["memorised_train"] >= 0.75 and mem.metrics["memorised_heldout"] == 0.0

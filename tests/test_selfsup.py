@@ -83,7 +83,7 @@ def _tiny_mlm_run(out, resume=False, fresh_head=()):
     "8 steps of tiny-BERT masked-LM (about 1.4 epochs), checkpoints every 4 steps; returns (model, result)."
     tok = load_tokenizer("tiny-bert")
     model = load_model("tiny-bert", task="masked-lm")
-    cfg = PretrainConfig(objective="mlm", block_size=32, batch_size=8, max_steps=8, lr=1e-3, head_steps=3, save_steps=4,
+    cfg = PretrainConfig(objective="mlm", block_size=32, batch_size=8, max_steps=8, learning_rate=1e-3, head_steps=3, save_steps=4,
                          n_eval=3, pppl_positions=4)
     res = continue_pretraining(model, tok, SAILING[:10], SAILING[10:13], GENERAL[:3], cfg, out, resume=resume, fresh_head=fresh_head)
     return model, res
@@ -175,7 +175,7 @@ def _assert_run(out, kind):
 def test_cli_mlm_on_a_text_file(tmp_path):
     (tmp_path / "log.txt").write_text("\n".join(SAILING[:12]) + "\n")
     r = run_cli("pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", tmp_path / "log.txt", "--max-steps", "6",
-                "--block-size", "32", "--batch-size", "8", "--lr", "1e-3", "--whole-word-mask", "--out", tmp_path / "out")
+                "--block-size", "32", "--batch-size", "8", "--learning-rate", "1e-3", "--whole-word-mask", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _assert_run(tmp_path / "out", "pseudo-perplexity")
     assert m["domain_ppl_after"] < m["domain_ppl_before"] and m["config"]["whole_word_mask"] is True
@@ -185,7 +185,7 @@ def test_cli_mlm_on_a_text_file(tmp_path):
 def test_cli_clm_on_jsonl_with_replay_and_exact_resume(tmp_path):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps({"text": t, "source": "log"}) + "\n" for t in SAILING[:12]))
     args = ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", tmp_path / "log.jsonl", "--max-steps", "8",
-            "--save-steps", "4", "--block-size", "32", "--batch-size", "4", "--lr", "1e-3", "--replay", "0.25", "--out", tmp_path / "out"]
+            "--save-steps", "4", "--block-size", "32", "--batch-size", "4", "--learning-rate", "1e-3", "--replay", "0.25", "--out", tmp_path / "out"]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     m = _assert_run(tmp_path / "out", "perplexity")
