@@ -226,6 +226,10 @@ def _to_pc(rec: dict) -> dict:
 
 def ratings_from_preferences(ds: Dataset) -> Dataset:
     "Split each rated preference pair into two `rated` records (prompt, response, rating)."
+    missing = [f"{k}_rating" for k in ("chosen", "rejected") if f"{k}_rating" not in ds.column_names]
+    if missing:
+        raise DataError(None, None, missing[0], f"the preference pairs have no {' or '.join(map(repr, missing))} column, so there "
+                        "are no ratings to split", "use a dataset with chosen_rating and rejected_rating (e.g. 'preferences')")
     rows = [{"prompt": r["prompt"], "response": r[k], "rating": float(r[f"{k}_rating"])} for r in ds for k in ("chosen", "rejected")]
     return Dataset.from_list(rows)
 

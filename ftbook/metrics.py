@@ -21,6 +21,8 @@ import evaluate
 import numpy as np
 import torch
 
+from .config import ConfigError
+
 # %% ../nbs/02a_metrics.ipynb #1b5db6cd
 METRICS_DIR = Path(ftbook.__file__).parent / "metric_modules"
 "Folder of the `evaluate` metric modules shipped with ftbook, one sub-folder per metric."
@@ -32,7 +34,7 @@ def load_metric(name: str  # 'accuracy', 'f1' or 'perplexity' (a folder in `METR
     "An `evaluate` metric module loaded from the package by path (no hub access)."
     path = METRICS_DIR / name
     if not path.is_dir():
-        raise ValueError(f"No metric {name!r} ships with ftbook; available: {', '.join(sorted(p.name for p in METRICS_DIR.iterdir() if p.is_dir()))}")
+        raise ConfigError(f"No metric {name!r} ships with ftbook; available: {', '.join(sorted(p.name for p in METRICS_DIR.iterdir() if p.is_dir()))}")
     return evaluate.load(str(path))
 
 # %% ../nbs/02a_metrics.ipynb #9b49bbee

@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
 
 # %% auto #0
-__all__ = ['CKPT_MARKER', 'LORA_LR_SCALE', 'HEAD_MODULES', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker',
+__all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker',
            'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
            'planned_steps', 'plan_line', 'run_training', 'save_model', 'plot_losses', 'lora_targets',
            'default_learning_rate', 'add_lora']
@@ -303,6 +303,10 @@ def run_training(trainer,  # a transformers or TRL trainer
         raise
 
 
+LABELS_FILE = "labels.json"
+"Beside a saved classification adapter: its `id2label` and `label2id`, to pass to `from_pretrained` when reloading it."
+
+
 def save_model(model, tokenizer,  # what to save
                dest: str | os.PathLike,  # the folder to create, e.g. OUT/model
               ) -> Path:
@@ -313,6 +317,10 @@ def save_model(model, tokenizer,  # what to save
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     if tokenizer is not None: tokenizer.save_pretrained(tmp)
+    peft = getattr(model, "peft_config", {}).get("default")
+    if peft is not None and str(peft.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS"):  # an adapter folder has no config.json
+        c = model.config
+        atomic_write(tmp / LABELS_FILE, json.dumps({"id2label": {str(k): v for k, v in c.id2label.items()}, "label2id": c.label2id}))
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
@@ -350,10 +358,6 @@ def lora_targets(model: torch.nn.Module,  # the model the adapters go on
 LORA_LR_SCALE = 10
 "Adapters' default learning rate is this many times the full fine-tuning one."
 
-HEAD_MODULES = ("classifier", "score")
-"Names of the new classification heads of BERT-style (`classifier`) and decoder (`score`) models."
-
-
 def default_learning_rate(learning_rate: float | None,  # the config's value; None: the method's default
                           full: float,  # the chapter's default for full fine-tuning
                           lora_r: int = 0,  # the adapter rank; 0: full fine-tuning
@@ -375,7 +379,6 @@ def add_lora(model,  # a transformers model
     kinds = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
     if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
     if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
-    head = [n for n in HEAD_MODULES if task == "seq-cls" and isinstance(getattr(model, n, None), torch.nn.Module)]
     cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
-                     target_modules=lora_targets(model, targets), modules_to_save=head or None)
+                     target_modules=lora_targets(model, targets))  # SEQ_CLS puts the head ('classifier'/'score') in modules_to_save
     return get_peft_model(model, cfg)

@@ -29,3 +29,13 @@ def run_cli(*args, cwd=None, timeout=900):
     import subprocess
     return subprocess.run([sys.executable, "-c", "import sys; from ftbook.cli import main; sys.exit(main())", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def pytest_terminal_summary(terminalreporter):
+    "Print how long each notebook took (test_notebooks.py), slowest first, against its budget."
+    tn = sys.modules.get("test_notebooks")
+    if tn is None or not tn.TIMES: return
+    terminalreporter.section("notebook times (cpu profile)")
+    for name, secs in sorted(tn.TIMES.items(), key=lambda kv: -kv[1]):
+        budget = tn.OVER_BUDGET_S.get(name, tn.BUDGET_S)
+        terminalreporter.write_line(f"{secs:7.1f} s  {name}  (budget {budget} s){'  OVER' if secs > budget else ''}")

@@ -127,17 +127,19 @@ def test_classify_runs_on_each_format(tmp_path, fmt):
     _predictions_reproduced(out, AutoModelForSequenceClassification.from_pretrained)
 
 
-def test_classify_lora_saves_adapter_and_head(tmp_path):
+def test_classify_lora_adapter_keeps_its_label_names(tmp_path):
+    "A LoRA run saves the adapter and head (no full weights) and the label maps, so a reload predicts the same labels by name."
     from peft import AutoPeftModelForSequenceClassification
-    tr, ev = _jsonl(tmp_path / "tr.jsonl", ROWS * 3), _jsonl(tmp_path / "ev.jsonl", ROWS)
+    three = [(t, ["bad", "good", "meh"][i % 3]) for i, (t, _) in enumerate(ROWS)]
+    tr, ev = _jsonl(tmp_path / "tr.jsonl", three * 3), _jsonl(tmp_path / "ev.jsonl", three)
     out = tmp_path / "out"
     r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--epochs", "1", "--lora", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / "model" / "adapter_config.json").read_text())
-    assert "classifier" in cfg["modules_to_save"] and not (out / "model" / "model.safetensors").exists()
-    labels = json.loads((out / "metrics.json").read_text())["config"]["labels"]  # an adapter keeps no label names
-    _predictions_reproduced(out, lambda d: AutoPeftModelForSequenceClassification.from_pretrained(
-        d, id2label={i: str(l) for i, l in enumerate(labels)}))
+    assert cfg["r"] == 8 and "classifier" in cfg["modules_to_save"] and not (out / "model" / "model.safetensors").exists()
+    labels = json.loads((out / "model" / "labels.json").read_text())
+    assert labels["label2id"] == {"bad": 0, "good": 1, "meh": 2}
+    _predictions_reproduced(out, lambda d: AutoPeftModelForSequenceClassification.from_pretrained(d, **labels))
 
 
 def test_classify_resumes_from_a_checkpoint(tmp_path):

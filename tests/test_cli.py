@@ -1,6 +1,8 @@
 """The `ftbook` command: verbs, outputs, and errors as one line with status 2."""
 import json
 
+import pytest
+
 from conftest import run_cli
 
 
@@ -28,6 +30,7 @@ socket.getaddrinfo = _refuse
 """
 
 
+@pytest.mark.slow
 def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tmp_path, monkeypatch):
     "The whole cpu tour runs with every network socket refused, and attempts none."
     guard, log = tmp_path / "guard", tmp_path / "network-attempts.log"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds the whole site and drives a browser
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -62,3 +64,17 @@ def test_page_renders_title_code_and_figures(site, browser, page):
         assert figures and all(w > 100 for w in figures), f"{page}: no figure rendered ({figures})"
     assert not errors, errors
     pg.close()
+
+
+@pytest.mark.parametrize("page", ["05_sft", "12_cli"])
+def test_code_and_outputs_fit_the_text_column_at_laptop_width(site, browser, page):
+    "At 1366 px (a common laptop), no code block or output scrolls sideways, and the text column is wider than 800 px."
+    _, url = site
+    pg = browser.new_page(viewport={"width": 1366, "height": 768})
+    pg.goto(f"{url}/{page}.html", wait_until="load")
+    column = pg.evaluate("document.querySelector('main').getBoundingClientRect().width")
+    wide = pg.evaluate("Array.from(document.querySelectorAll('main pre')).filter(p => p.scrollWidth > p.clientWidth + 1)"
+                       ".map(p => p.innerText.slice(0, 80))")
+    pg.close()
+    assert column > 800, f"the text column is {column:.0f} px wide"
+    assert not wide, f"{len(wide)} blocks scroll sideways, e.g. {wide[:3]}"

@@ -8,6 +8,8 @@ import torch
 
 from resume_check import assert_resumes_exactly
 
+pytestmark = pytest.mark.slow  # real subprocesses killed mid-run and resumed
+
 REVIEWS = [("great value, works well", 1), ("broke on day two", 0), ("lovely staff and quick service", 1),
            ("cold food and a long wait", 0), ("would buy again", 1), ("the lid cracked", 0),
            ("fast delivery and kind notes", 1), ("refund took a month", 0)]
