@@ -8,6 +8,7 @@ Docs: https://ftbook.github.io/ftbook/classify.html.md"""
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tempfile
 import time
@@ -18,9 +19,9 @@ from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_ran
 from .data import SHIPPED, check_record, read_records
 
 # %% auto #0
-__all__ = ['FULL_LR', 'load_labelled', 'ClassifyConfig', 'load_classifier', 'predict', 'train_classifier', 'plot_confusion',
-           'classifier_widget', 'balanced_indices', 'balanced_sample', 'probe_curve', 'curve_summary',
-           'plot_learning_curve', 'transfer_curve', 'classify_recipe']
+__all__ = ['FULL_LR', 'load_labelled', 'ClassifyConfig', 'fresh_modules', 'load_classifier', 'predict', 'train_classifier',
+           'plot_confusion', 'classifier_widget', 'balanced_indices', 'balanced_sample', 'probe_curve', 'curve_summary',
+           'plot_learning_curve', 'transfer_curve', 'load_trained_classifier', 'classify_recipe']
 
 # %% ../nbs/05a_classify.ipynb #aab35174
 import numpy as np
@@ -30,8 +31,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .metrics import classification_metrics
 from .models import embed, load_model, load_tokenizer, resolve_model
-from .train import (add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps, run_training,
-                          seed_everything, training_args)
+from .train import (LABELS_FILE, add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps,
+                          run_training, save_model, seed_everything, training_args)
 
 # %% ../nbs/05a_classify.ipynb #33b47c7a
 def _int_label(v) -> bool: return isinstance(v, str) and v.strip().lstrip("-").isdigit()
@@ -100,6 +101,15 @@ FULL_LR = 1e-4
 "Peak learning rate for fully fine-tuning a small encoder (they take 5e-5 to 2e-4)."
 
 # %% ../nbs/05a_classify.ipynb #a9db389e
+def fresh_modules(model,  # a model loaded from `name`
+                  name: str | os.PathLike,  # the preset, folder or hub id it was loaded from
+                 ) -> list[str]:
+    "Modules whose weights the checkpoint does not hold: a new head, or a pooler a masked-LM checkpoint never had."
+    from ftbook.selfsup import _checkpoint_keys
+    keys, prefix = _checkpoint_keys(resolve_model(name)), model.base_model_prefix + "."
+    return sorted({n.rsplit(".", 1)[0] for n, _ in model.named_parameters() if n not in keys and n.removeprefix(prefix) not in keys})
+
+
 def load_classifier(name: str | os.PathLike,  # encoder preset, folder or hub id
                     labels: list,  # label names, in class-id order
                     cfg: ClassifyConfig | None = None,  # `lora_r`, `lora_alpha`, `lora_targets` and `seed` are read
@@ -115,7 +125,8 @@ def load_classifier(name: str | os.PathLike,  # encoder preset, folder or hub id
     else:
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(resolve_model(name), **label_kw))
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.lora_r: model = add_lora(model, "seq-cls", cfg.lora_r, cfg.lora_alpha, dropout=0.1, targets=cfg.lora_targets)
+    if cfg.lora_r: model = add_lora(model, "seq-cls", cfg.lora_r, cfg.lora_alpha, dropout=0.1, targets=cfg.lora_targets,
+                                    train_in_full=fresh_modules(model, name) if pretrained else ())
     return model
 
 # %% ../nbs/05a_classify.ipynb #f511e2d1
@@ -340,6 +351,17 @@ def transfer_curve(name: str,  # encoder preset, folder or hub id
                 rows.append({"arm": arm, "n": len(sub), "seed": seed, "accuracy": res.metrics["accuracy"],
                              "macro_f1": res.metrics["macro_f1"], "steps": res.metrics["train_steps"]})
     return rows
+
+# %% ../nbs/05a_classify.ipynb #0016b3bf
+def load_trained_classifier(path: str | os.PathLike,  # a folder written by `save_model` (`ftbook classify`'s OUT/model)
+                           ):
+    "A saved classifier, full or a LoRA adapter (with `labels.json`), with its label names, ready for `predict`."
+    path = Path(path)
+    if not (path / LABELS_FILE).exists(): return load_model(path, task="seq-cls")
+    from peft import AutoPeftModelForSequenceClassification
+    labels = json.loads((path / LABELS_FILE).read_text())["labels"]
+    return AutoPeftModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
 
 # %% ../nbs/05a_classify.ipynb #505187bc
 def classify_recipe(quick: bool = False  # 128 training reviews, 2 epochs at 3e-4, instead of all with the defaults

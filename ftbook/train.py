@@ -304,7 +304,7 @@ def run_training(trainer,  # a transformers or TRL trainer
 
 
 LABELS_FILE = "labels.json"
-"Beside a saved classification adapter: its `id2label` and `label2id`, to pass to `from_pretrained` when reloading it."
+"Beside a saved classification adapter (which has no config.json): its label names in class-id order."
 
 
 def save_model(model, tokenizer,  # what to save
@@ -320,7 +320,7 @@ def save_model(model, tokenizer,  # what to save
     peft = getattr(model, "peft_config", {}).get("default")
     if peft is not None and str(peft.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS"):  # an adapter folder has no config.json
         c = model.config
-        atomic_write(tmp / LABELS_FILE, json.dumps({"id2label": {str(k): v for k, v in c.id2label.items()}, "label2id": c.label2id}))
+        atomic_write(tmp / LABELS_FILE, json.dumps({"labels": [c.id2label[i] for i in range(c.num_labels)]}))
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
@@ -373,6 +373,7 @@ def add_lora(model,  # a transformers model
              alpha: int = 0,  # scale numerator: updates are scaled by alpha / r (0: 2 * r)
              dropout: float = 0.05,  # dropout on the adapter's input
              targets: str | list[str] = "all-linear",  # linear layers that get adapters (checked by `lora_targets`)
+             train_in_full: list[str] = (),  # more modules to train in full and save with the adapters (weights a checkpoint lacks)
             ):
     "`model` wrapped with LoRA adapters by peft; a classifier's new head is trained in full and saved with them."
     from peft import LoraConfig, get_peft_model
@@ -380,5 +381,6 @@ def add_lora(model,  # a transformers model
     if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
     if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
     cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
-                     target_modules=lora_targets(model, targets))  # SEQ_CLS puts the head ('classifier'/'score') in modules_to_save
+                     target_modules=lora_targets(model, targets),  # SEQ_CLS also puts the head ('classifier'/'score') in:
+                     modules_to_save=list(train_in_full) or None)
     return get_peft_model(model, cfg)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from ftbook.classify import (ClassifyConfig, balanced_sample, load_classifier, load_labelled, plot_confusion, predict,
-                             train_classifier)
+from ftbook.classify import (ClassifyConfig, balanced_sample, load_classifier, load_labelled, load_trained_classifier,
+                             plot_confusion, predict, train_classifier)
 from ftbook.config import ConfigError, DataError
 from ftbook.models import load_tokenizer
 
@@ -137,9 +137,11 @@ def test_classify_lora_adapter_keeps_its_label_names(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / "model" / "adapter_config.json").read_text())
     assert cfg["r"] == 8 and "classifier" in cfg["modules_to_save"] and not (out / "model" / "model.safetensors").exists()
-    labels = json.loads((out / "model" / "labels.json").read_text())
-    assert labels["label2id"] == {"bad": 0, "good": 1, "meh": 2}
-    _predictions_reproduced(out, lambda d: AutoPeftModelForSequenceClassification.from_pretrained(d, **labels))
+    labels = json.loads((out / "model" / "labels.json").read_text())["labels"]
+    assert labels == ["bad", "good", "meh"]
+    _predictions_reproduced(out, load_trained_classifier)
+    _predictions_reproduced(out, lambda d: AutoPeftModelForSequenceClassification.from_pretrained(  # with peft alone
+        d, num_labels=3, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}))
 
 
 def test_classify_resumes_from_a_checkpoint(tmp_path):
