@@ -144,6 +144,7 @@ def test_classify_lora_adapter_keeps_its_label_names(tmp_path):
         d, num_labels=3, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}))
 
 
+@pytest.mark.slow
 def test_classify_resumes_from_a_checkpoint(tmp_path):
     tr, ev = _jsonl(tmp_path / "tr.jsonl", ROWS * 8), _jsonl(tmp_path / "ev.jsonl", ROWS)
     out = tmp_path / "out"

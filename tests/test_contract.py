@@ -68,8 +68,7 @@ CONV = lambda i: {"messages": [{"role": "user", "content": f"Name colour number 
                                {"role": "assistant", "content": f"Colour {i} is blue."}]}
 CLS_ROWS = [{"text": f"review number {i}: {'great value, works well' if i % 2 else 'broke on day two'}",
              "label": "pos" if i % 2 else "neg"} for i in range(20)]
-TEXT = "\n".join(f"Entry {i}: reefed the main early and the boat stayed on her feet in the gusts off headland {i}."
-                 for i in range(30))
+TEXT = "\n".join(f"Entry {i}: reefed early at mark " + " ".join(f"k{i}q{j}" for j in range(8)) for i in range(30))  # no block repeats
 
 
 @pytest.fixture
@@ -133,6 +132,7 @@ def test_mistyped_model_suggests_the_closest_preset_of_the_right_family(files, c
 
 # --- finished runs, --overwrite, --resume ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_replaced_unless_asked(files):
     out = files / "run"
     args = [*verb_args("classify", files), "--max-steps", "2", "--out", out]

@@ -142,6 +142,7 @@ def _finetune_with_callback(tok, probe, before, lr, tmp_path):
     return model, cb, [w for w in caught if issubclass(w.category, ForgettingWarning)]
 
 
+@pytest.mark.slow
 def test_forgetting_callback_fires_on_an_aggressive_run(smol, tmp_path):
     tok, probe, before = smol
     model, cb, caught = _finetune_with_callback(tok, probe, before, 2e-3, tmp_path)
@@ -152,6 +153,7 @@ def test_forgetting_callback_fires_on_an_aggressive_run(smol, tmp_path):
     assert rep.metrics["general_ppl_change"] > 0.1 and "forgotten" in rep.lines[0] and "To forget less" in rep.lines[-1]
 
 
+@pytest.mark.slow
 def test_forgetting_callback_is_silent_on_a_gentle_run(smol, tmp_path):
     tok, probe, before = smol
     model, cb, caught = _finetune_with_callback(tok, probe, before, 1e-6, tmp_path)

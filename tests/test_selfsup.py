@@ -182,6 +182,7 @@ def test_cli_mlm_on_a_text_file(tmp_path):
     AutoModelForMaskedLM.from_pretrained(tmp_path / "out" / "model")
 
 
+@pytest.mark.slow
 def test_cli_clm_on_jsonl_with_replay_and_exact_resume(tmp_path):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps({"text": t, "source": "log"}) + "\n" for t in SAILING[:12]))
     args = ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", tmp_path / "log.jsonl", "--max-steps", "8",

@@ -166,6 +166,7 @@ def test_sft_lora_holds_out_a_tenth_and_saves_an_adapter(tmp_path):
     AutoPeftModelForCausalLM.from_pretrained(out / "model")
 
 
+@pytest.mark.slow
 def test_sft_resumes_from_the_last_checkpoint(tmp_path):
     f = _write(tmp_path / "m.jsonl", "messages")
     out = tmp_path / "out"
