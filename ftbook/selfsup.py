@@ -212,14 +212,14 @@ def pseudo_perplexity(model, tokenizer,
     return math.exp(nll / len(rows))
 
 # %% ../nbs/04_selfsup.ipynb #21bc1613
-_SIZES = {  # (profile, objective) -> sizes; cpu runs are demonstrations, colab/gpu runs are real
+_SIZES = {  # (profile, objective) -> sizes, batch_size blocks per optimizer step; cpu runs are demonstrations, colab/gpu real
     ("cpu", "mlm"): dict(block_size=64, batch_size=8, max_steps=24, learning_rate=3e-4, head_steps=16, head_lr=3e-3, n_eval=12,
                          eval_length=64, pppl_positions=8),
     ("cpu", "clm"): dict(block_size=64, batch_size=4, max_steps=12, learning_rate=5e-4, warmup_steps=2, n_eval=8, eval_length=64),
-    ("colab", "mlm"): dict(block_size=256, batch_size=32, max_steps=500, learning_rate=1e-4, head_steps=200, head_lr=1e-3, n_eval=64),
-    ("colab", "clm"): dict(block_size=256, batch_size=16, max_steps=300, learning_rate=2e-5, n_eval=64),
-    ("gpu", "mlm"): dict(block_size=512, batch_size=64, max_steps=2000, learning_rate=1e-4, head_steps=500, head_lr=1e-3, n_eval=0),
-    ("gpu", "clm"): dict(block_size=1024, batch_size=32, max_steps=1000, learning_rate=2e-5, n_eval=0),
+    ("colab", "mlm"): dict(grad_accum=1, block_size=256, batch_size=32, max_steps=500, learning_rate=1e-4, head_steps=200, head_lr=1e-3, n_eval=64),
+    ("colab", "clm"): dict(grad_accum=1, block_size=256, batch_size=16, max_steps=300, learning_rate=2e-5, n_eval=64),
+    ("gpu", "mlm"): dict(grad_accum=1, block_size=512, batch_size=64, max_steps=2000, learning_rate=1e-4, head_steps=500, head_lr=1e-3, n_eval=0),
+    ("gpu", "clm"): dict(grad_accum=1, block_size=1024, batch_size=32, max_steps=1000, learning_rate=2e-5, n_eval=0),
 }
 
 
