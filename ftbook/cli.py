@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script: errors print as one message and exit with status 2."
     from ftbook.models import trusted_sources
     args = build_parser().parse_args(argv)
-    if not getattr(args, "verbose", False) and args.verb != "models":
+    if getattr(args, "verbose", True) is False:  # a training verb without --verbose (the others load no trainer)
         from ftbook.train import quiet
         quiet()
     try:
