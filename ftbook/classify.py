@@ -31,7 +31,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .metrics import classification_metrics
 from .models import embed, load_model, load_tokenizer, resolve_model
-from .train import (LABELS_FILE, add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps,
+from .train import (LABELS_FILE, add_lora, default_learning_rate, last_checkpoint, print_plan,
                           run_training, save_model, seed_everything, training_args)
 
 # %% ../nbs/05a_classify.ipynb #33b47c7a
@@ -184,9 +184,7 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
                          train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
     trainer = Trainer(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tokenizer))
     ckpt = last_checkpoint(output_dir) if resume else None
-    steps = planned_steps(len(enc), cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
-    print(plan_line(len(enc), sum(map(len, enc["input_ids"])), steps, cfg.batch_size, cfg.grad_accum, lr, cfg.warmup_steps,
-                    num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
+    print_plan(len(enc), sum(map(len, enc["input_ids"])), cfg, lr)
     t0 = time.perf_counter()
     run_training(trainer, resume=resume)
     secs = time.perf_counter() - t0

@@ -32,7 +32,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 from .data import load_data, split_data
 from .metrics import perplexity
 from .models import load_model, load_tokenizer, resolve_model
-from .train import last_checkpoint, plan_line, planned_steps, run_training, seed_everything, training_args
+from .train import last_checkpoint, print_plan, run_training, seed_everything, training_args
 
 # %% ../nbs/04_selfsup.ipynb #83db4924
 def tokenize_docs(tokenizer, texts: list[str],  # one document per item
@@ -343,9 +343,7 @@ def continue_pretraining(model, tokenizer,
     col = _mask_collator(tokenizer, cfg) if cfg.objective == "mlm" else default_data_collator
     cbs = [MaskEpoch(col)] if cfg.objective == "mlm" else []
     if cfg.eval_every: cbs.append(PerplexityProbe(measure, cfg.eval_every, history))
-    steps = planned_steps(len(data), cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
-    print(plan_line(len(data), len(data) * cfg.block_size, steps, cfg.batch_size, cfg.grad_accum, cfg.learning_rate,
-                    cfg.warmup_steps, num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
+    steps = print_plan(len(data), len(data) * cfg.block_size, cfg, cfg.learning_rate)
     trainer = _trainer(model, data, col, cfg, output_dir, steps, cfg.learning_rate, cfg.save_steps, cbs, cfg.grad_accum)
     ckpt = last_checkpoint(output_dir) if resume else None
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .models import chat, load_model, load_tokenizer
-from .train import (add_lora, default_learning_rate, last_checkpoint, plan_line, planned_steps, run_training,
+from .train import (add_lora, default_learning_rate, last_checkpoint, print_plan, run_training,
                           training_args, use_progress_bar)
 
 # %% ../nbs/05_sft.ipynb #6b92fd15
@@ -305,10 +305,8 @@ def train_sft(model, tokenizer,
     output_dir = output_dir or tempfile.mkdtemp(prefix="ftbook-sft-")
     trainer = _sft_trainer(model, tokenizer, train, eval, cfg, output_dir)
     ckpt = last_checkpoint(output_dir) if resume else None
-    a, n = trainer.args, len(trainer.train_dataset)
-    print(plan_line(n, sum(map(len, trainer.train_dataset["input_ids"])), planned_steps(n, a.per_device_train_batch_size,
-          a.gradient_accumulation_steps, cfg.num_epochs, cfg.max_steps), a.per_device_train_batch_size,
-          a.gradient_accumulation_steps, a.learning_rate, cfg.warmup_steps, num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
+    ds = trainer.train_dataset  # after TRL's preprocessing: the conversations that keep an answer
+    print_plan(len(ds), sum(map(len, ds["input_ids"])), cfg, trainer.args.learning_rate)
     before = trainer.evaluate()["eval_loss"]
     t0 = time.perf_counter()
     run_training(trainer, resume=resume)

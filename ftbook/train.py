@@ -17,7 +17,7 @@ from .config import ConfigError, Profile, atomic_write, get_profile, is_main_pro
 # %% auto #0
 __all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker',
            'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
-           'planned_steps', 'plan_line', 'run_training', 'save_model', 'plot_losses', 'lora_targets',
+           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'save_model', 'plot_losses', 'lora_targets',
            'default_learning_rate', 'add_lora']
 
 # %% ../nbs/02b_train.ipynb #29f92282
@@ -270,6 +270,17 @@ def plan_line(n_examples: int,  # training examples
     return (f"plan: {n_examples:,} examples ({n_tokens:,} tokens), {span}{steps:,} steps of {batch_size} x {grad_accum}, "
             f"learning rate {learning_rate:g}, {warm} warm-up steps, then "
             + ("linear decay to 0" if schedule == "linear" else f"{schedule} schedule"))
+
+
+def print_plan(n_examples: int, n_tokens: int,  # training examples, and tokens in them
+               cfg,  # a chapter config: its batch_size, grad_accum, num_epochs, max_steps and warmup_steps are read
+               learning_rate: float,  # the peak learning rate the run trains at
+              ) -> int:
+    "Print the run's `plan_line` from its config, and return the planned optimizer steps."
+    steps = planned_steps(n_examples, cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
+    print(plan_line(n_examples, n_tokens, steps, cfg.batch_size, cfg.grad_accum, learning_rate, cfg.warmup_steps,
+                    num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
+    return steps
 
 # %% ../nbs/02b_train.ipynb #227dfa7f
 def _finished(trainer, ckpt: Path) -> bool:
