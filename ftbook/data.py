@@ -1,4 +1,4 @@
-"""The six shapes fine-tuning data comes in, loading them from files or the hub, catching bad rows before training, and splitting without leaks.
+"""The formats fine-tuning data comes in, loading them from files or the hub, catching bad rows before training, and splitting without leaks.
 
 Docs: https://ftbook.github.io/ftbook/data.html.md"""
 
@@ -346,7 +346,7 @@ def plot_lengths(lengths: dict[str, list[int]],  # dataset name -> token length 
     "Box plots of record lengths per dataset (tokens, log scale)."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    ax.boxplot(list(lengths.values()), vert=False, tick_labels=list(lengths))
+    ax.boxplot(list(lengths.values()), orientation="horizontal", tick_labels=list(lengths))
     ax.set_xscale("log"); ax.set_xlabel("tokens per record (SmolLM2 tokenizer, log scale)")
     fig.tight_layout()
     return fig

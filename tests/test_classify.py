@@ -122,7 +122,10 @@ def test_classify_runs_on_each_format(tmp_path, fmt):
     r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, *fields, "--epochs", "1", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert {"accuracy", "macro_f1", "train_seconds"} <= set(m) and 0 <= m["accuracy"] <= 1
+    assert {"accuracy", "macro_f1", "train_seconds"} <= set(m)
+    preds = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == len(rows)  # one prediction per eval row, and the metric is the share of them that are right
+    assert m["accuracy"] == pytest.approx(sum(str(p["predicted"]) == str(p["label"]) for p in preds) / len(preds))
     assert m["config"]["labels"] == (["neg", "pos"] if fmt == "jsonl" else [0, 1])
     _predictions_reproduced(out, AutoModelForSequenceClassification.from_pretrained)
 

@@ -43,14 +43,30 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     assert not log.exists(), f"network access attempted: {log.read_text()}"
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
-    names = [x["name"] for x in report["recipes"]]
-    assert names[0] == "pretrained"
-    pre = report["recipes"][0]["metrics"]
-    assert pre["smollm2_capital_correct"] == 1 and 0.5 < pre["zero_shot_accuracy"] <= 1
+    m = {x["name"]: x["metrics"] for x in report["recipes"]}
+    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft"]
+    check_tour_headlines(m)
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     html = (tmp_path / "index.html").read_text()
     assert all(p.name in html for p in pngs)
+
+
+def check_tour_headlines(m: dict):
+    "Each recipe's headline claim, as the tour's report states it: leaks found, overfitting caught, learning measured."
+    from scipy.stats import binomtest
+    pre, pit, ss, clf, sft = (m[k] for k in ("pretrained", "pitfalls", "selfsup", "classify", "sft"))
+    assert pre["smollm2_capital_correct"] == 1
+    n = pre["zero_shot_examples"]  # zero-shot beats a coin flip: exact binomial test
+    assert binomtest(round(pre["zero_shot_accuracy"] * n), n, 0.5, alternative="greater").pvalue < 0.01, pre
+    assert pit["leaks_found"] == pit["leaks_planted"] > 0 and pit["leak_false_alarms"] == 0, pit
+    assert pit["overfitting_found"] == 1 and pit["kept_eval_loss"] == pit["best_eval_loss"] < pit["last_eval_loss"], pit
+    assert pit["domain_ppl_after"] < pit["domain_ppl_before"], pit  # the domain fine-tune learned the domain
+    assert ss["mlm_domain_ppl_after"] < ss["mlm_domain_ppl_before"] and ss["clm_domain_ppl_after"] < ss["clm_domain_ppl_before"], ss
+    n = clf["eval_examples"]  # the fine-tune beats the majority class by more than chance allows, and the bag of words
+    assert binomtest(round(clf["accuracy"] * n), n, clf["majority_share"], alternative="greater").pvalue < 0.001, clf
+    assert clf["accuracy"] > clf["tfidf_accuracy"], clf
+    assert sft["eval_loss_after"] < sft["eval_loss_before"], sft
 
 
 def test_unknown_recipe_is_a_clean_error(tmp_path):

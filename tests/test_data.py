@@ -50,6 +50,12 @@ def test_split_is_deterministic_and_keeps_duplicates_together():
     a, b = split_data(ds, seed=1), split_data(ds.shuffle(seed=3), seed=1)
     assert sorted(a[1]["text"]) == sorted(b[1]["text"])
     assert not set(a[0]["text"]) & set(a[1]["text"])
+    assert abs(len(a[1]) / len(ds) - 0.2) < 0.05  # the default eval share, not an empty or lopsided split
+    dup = ds.select(range(40))  # each text twice: every pair must land on one side
+    from datasets import concatenate_datasets
+    tr, ev = split_data(concatenate_datasets([dup, dup]), seed=1)
+    assert len(ev) % 2 == 0 and all(list(tr["text"]).count(t) == 2 for t in tr["text"])
+    assert 0 < len(ev) < 80
 
 
 def test_data_readme_counts_match_the_files():
