@@ -362,10 +362,12 @@ def cmd_pretrain(args) -> int:
         cfg = replace(cfg, save_steps=max(1, planned_steps(blocks, cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps) // 4))
     out = prepare_out(args)
     res = continue_pretraining(model, tok, train["text"], held_out["text"], probe["text"], cfg, out / "checkpoints",
-                               resume=args.resume, replay=pool["text"], fresh_head=fresh)
+                               resume=args.resume, replay=pool["text"], fresh_head=fresh,
+                               head_text=pool["text"] if fresh else None)  # a new head learns general English first
     save_model(model, tok, out / "model")
     config = {"model": name, "train": str(args.train), "eval": str(args.eval) if args.eval else "a fifth of --train (split_data)",
               "general": f"half of {args.general or 'the shipped general paragraphs'} (split_data)", "new_head_parameters": fresh,
+              "head_warm_up": "the general pool (the other half)" if fresh else None,
               **_jsonable(cfg)}
     write_metrics(out, res.metrics, config)
     kind = "pseudo-perplexity" if cfg.objective == "mlm" else "perplexity"

@@ -19,6 +19,7 @@ from .data import load_data, split_data, to_messages
 from .leakage import leakage_report, normalize_text, plant_leaks
 from .metrics import perplexity
 from .models import chat, generate
+from .stats import mcnemar
 from .train import add_lora, run_training, seed_everything, training_args
 
 # %% auto #0
@@ -270,17 +271,17 @@ class ForgettingProbe:
 
     @classmethod
     def shipped(cls,
-                n_texts: int = 24,  # paragraphs from the probe half of `general` (0: all)
+                n_texts: int = 24,  # paragraphs from the probe part of `general` (0: all)
                 n_questions: int = 40,  # questions of `general_qa` (0: all 100)
                 **kwargs) -> "ForgettingProbe":
-        "The probe half of the shipped `general` paragraphs and the first `general_qa` questions."
+        "The probe part of the shipped `general` paragraphs (`general_split`) and the first `general_qa` questions."
         texts = list(general_split()[1]["text"])
         qa = list(load_data("general_qa"))
         return cls(texts[:n_texts or None], qa[:n_questions or None], **kwargs)
 
 
 def general_split() -> tuple:
-    "The shipped `general` paragraphs as (replay, probe): a fixed hash split, about 60/40."
+    "The shipped `general` paragraphs as (replay, probe): a fixed hash split with `eval_size=0.4`."
     return split_data(load_data("general"), eval_size=0.4, seed=0)
 
 # %% ../nbs/03_pitfalls.ipynb #d500783c
@@ -325,12 +326,14 @@ def _forgetting_result(before: dict, after: dict) -> Result:
          "qa_accuracy_before": before["qa_accuracy"], "qa_accuracy_after": after["qa_accuracy"],
          "qa_lost": lost, "qa_gained": gained}
     n, known, change = len(before["qa_correct"]), sum(before["qa_correct"]), m["general_ppl_change"]
-    verdict = ("the model now predicts ordinary text worse: it has forgotten some of its general language" if change > 0.05
-               else "no sign of forgetting there" if change > -0.05 else "it predicts ordinary text better than before")
+    m["qa_p_value"] = p = mcnemar(after["qa_correct"], before["qa_correct"]).p_value
+    verdict = ("the model now predicts ordinary text worse" if change > 0.05
+               else "within 5% of where it was" if change > -0.05 else "it predicts ordinary text better than before")
+    noise = "a difference beyond chance" if p < 0.05 else f"within noise on {n} questions"
     lines = [f"General-English perplexity went from {m['general_ppl_before']:.1f} to {m['general_ppl_after']:.1f} "
              f"({change:+.0%}): {verdict}.",
              f"It answered {known} of {n} general questions before and {sum(after['qa_correct'])} after: it lost {lost} "
-             f"answer{'s' * (lost != 1)} it knew and gained {gained}."]
+             f"answer{'s' * (lost != 1)} it knew and gained {gained} (exact McNemar p = {p:.2g}: {noise})."]
     if change > 0.05 or lost > gained:
         lines.append("To forget less: train fewer steps or at a lower learning rate, train a LoRA adapter instead of "
                      "every weight, or mix general text into the training data (replay).")
@@ -448,7 +451,8 @@ def domain_finetune(model, tokenizer,
     cb = ForgettingCallback(tokenizer, probe, every=cfg.measure_every, before=before)
     args = training_args(out or tempfile.mkdtemp(prefix="ftbook-forget-"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="constant", logging_steps=1,
-                         save_strategy="no", disable_tqdm=True, seed=cfg.seed)
+                         save_strategy="no", disable_tqdm=True, seed=cfg.seed,
+                         data_seed=cfg.seed)  # the seed decides the data order too
     trainer = Trainer(model=model, args=args, train_dataset=_lm_dataset(tokenizer, texts, cfg.max_length),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), callbacks=[cb])
     trainer.remove_callback(PrinterCallback)
@@ -547,12 +551,19 @@ def memorisation_check(model, tokenizer,
                        heldout: list,  # records of the same kind it never saw
                        **kwargs) -> Result:  # passed to `memorisation_rate`
     "Verbatim-continuation rates on training and on held-out records, and what their difference means."
+    from scipy.stats import fisher_exact
     tr, ho = memorisation_rate(model, tokenizer, train, **kwargs), memorisation_rate(model, tokenizer, heldout, **kwargs)
-    verdict = ("it has memorised training text: treat it as overfitted, and do not let it near private data"
-               if tr > ho + 0.2 else "no sign of memorisation beyond what it does on new text")
-    return Result(metrics={"memorised_train": tr, "memorised_heldout": ho},
-                  lines=[f"The model continues {tr:.0%} of its training texts verbatim and {ho:.0%} of held-out ones: "
-                         f"{verdict}."])
+    size = lambda recs: sum(_prefix_target(tokenizer, r, kwargs.get("prefix_tokens", 32), kwargs.get("suffix_tokens", 16))
+                            is not None for r in recs)
+    n_tr, n_ho = size(train), size(heldout)
+    k_tr, k_ho = round(tr * n_tr), round(ho * n_ho)
+    p = fisher_exact([[k_tr, n_tr - k_tr], [k_ho, n_ho - k_ho]], alternative="greater").pvalue  # one-sided: train > held out
+    verdict = ("it has memorised training text: treat it as overfitted, and do not let it near private data" if p < 0.05
+               else "more than on held-out text, but too few texts to be sure" if tr > ho
+               else "no sign of memorisation beyond what it does on new text")
+    return Result(metrics={"memorised_train": tr, "memorised_heldout": ho, "n_train": n_tr, "n_heldout": n_ho, "p_value": p},
+                  lines=[f"The model continues {k_tr} of {n_tr} training texts verbatim and {k_ho} of {n_ho} held-out ones "
+                         f"(Fisher's exact test, one-sided p = {p:.2g}): {verdict}."])
 
 # %% ../nbs/03_pitfalls.ipynb #eebeae23
 def pitfalls_recipe(quick: bool = False  # fewer epochs, steps and probe questions

@@ -20,8 +20,9 @@ from .config import ConfigError, DataError, Profile, Result, check_ranges, get_p
 
 # %% auto #0
 __all__ = ['tokenize_docs', 'group_blocks', 'token_waste', 'make_blocks', 'mask_statistics', 'SeededMaskCollator', 'MaskEpoch',
-           'new_head_parameters', 'pseudo_perplexity', 'PretrainConfig', 'text_perplexity', 'PerplexityProbe',
-           'warm_up_head', 'continue_pretraining', 'plot_tradeoff', 'load_text', 'selfsup_recipe']
+           'new_head_parameters', 'masked_token_scores', 'pseudo_perplexity', 'fill_mask_hits', 'PretrainConfig',
+           'text_perplexity', 'PerplexityProbe', 'warm_up_head', 'continue_pretraining', 'plot_tradeoff', 'load_text',
+           'selfsup_recipe']
 
 # %% ../nbs/04_selfsup.ipynb #622bd58b
 import numpy as np
@@ -181,13 +182,13 @@ def _mlm_head(model):
 
 
 @torch.no_grad()
-def pseudo_perplexity(model, tokenizer,
-                      texts: list[str],  # texts to score
-                      max_length: int = 128,  # longer texts are truncated
-                      n_positions: int | None = 16,  # evenly spaced tokens scored per text (None: every token)
-                      batch_size: int = 64,  # masked copies per forward pass
-                      ) -> float:
-    "exp(mean NLL) of the scored tokens of `texts`, each predicted with only itself masked."
+def masked_token_scores(model, tokenizer,
+                        texts: list[str],  # texts to score
+                        max_length: int = 128,  # longer texts are truncated
+                        n_positions: int | None = 16,  # evenly spaced tokens scored per text (None: every token)
+                        batch_size: int = 64,  # masked copies per forward pass
+                       ) -> dict[str, np.ndarray]:
+    "For each scored token, masked alone: its negative log-likelihood (`nll`) and the rank of the true token (`rank`, 1 = top guess)."
     was_training = model.training
     model.eval()
     rows, pos, target = [], [], []
@@ -199,7 +200,7 @@ def pseudo_perplexity(model, tokenizer,
             cand = [cand[j] for j in np.linspace(0, len(cand) - 1, n_positions).round().astype(int)]
         for p in cand:
             rows.append(ids[:p] + [tokenizer.mask_token_id] + ids[p + 1:]); pos.append(p); target.append(ids[p])
-    head, nll = _mlm_head(model), 0.0
+    head, nll, rank = _mlm_head(model), [], []
     for i in range(0, len(rows), batch_size):
         b = tokenizer.pad({"input_ids": rows[i:i + batch_size]}, return_tensors="pt").to(model.device)
         at = torch.arange(len(b["input_ids"]), device=model.device)
@@ -207,9 +208,29 @@ def pseudo_perplexity(model, tokenizer,
         if head is not None: logits = head(model.base_model(**b).last_hidden_state[at, p])  # (B, V): the masked position only
         else: logits = model(**b).logits[at, p]  # (B, V)
         logp = logits.float().log_softmax(-1)
-        nll -= logp[at, torch.tensor(target[i:i + batch_size], device=model.device)].sum().item()
+        true = logp[at, torch.tensor(target[i:i + batch_size], device=model.device)]  # (B,)
+        nll += (-true).tolist()
+        rank += ((logp > true[:, None]).sum(-1) + 1).tolist()
     model.train(was_training)
-    return math.exp(nll / len(rows))
+    return {"nll": np.array(nll), "rank": np.array(rank)}
+
+
+def pseudo_perplexity(model, tokenizer,
+                      texts: list[str],  # texts to score
+                      max_length: int = 128,  # longer texts are truncated
+                      n_positions: int | None = 16,  # evenly spaced tokens scored per text (None: every token)
+                      batch_size: int = 64,  # masked copies per forward pass
+                      ) -> float:
+    "exp(mean NLL) of the scored tokens of `texts`, each predicted with only itself masked."
+    return math.exp(masked_token_scores(model, tokenizer, texts, max_length, n_positions, batch_size)["nll"].mean())
+
+
+def fill_mask_hits(model, tokenizer, texts: list[str],
+                   k: int = 5,  # a hit: the true token is among the model's top k guesses
+                   max_length: int = 128, n_positions: int | None = 16, batch_size: int = 64,
+                  ) -> np.ndarray:
+    "1/0 per scored token (the same positions as `pseudo_perplexity`): is the hidden token in the top `k`? The mean is top-k accuracy."
+    return (masked_token_scores(model, tokenizer, texts, max_length, n_positions, batch_size)["rank"] <= k).astype(int)
 
 # %% ../nbs/04_selfsup.ipynb #21bc1613
 _SIZES = {  # (profile, objective) -> sizes, batch_size blocks per optimizer step; cpu runs are demonstrations, colab/gpu real
@@ -319,6 +340,8 @@ def continue_pretraining(model, tokenizer,
                          resume: bool = False,  # continue from the last complete checkpoints
                          replay: list[str] | None = None,  # general documents to mix in when cfg.replay > 0
                          fresh_head: list[str] = (),  # parameters of a newly attached head, trained alone first (mlm)
+                         head_text: list[str] | None = None,  # documents the head warm-up reads (default: the training text);
+                                                             # general text keeps the domain out of the "before" model
                          ) -> Result:
     "Continue pretraining `model` in place with `cfg.objective`; domain and general perplexity before and after."
     output_dir = Path(output_dir)
@@ -334,7 +357,8 @@ def continue_pretraining(model, tokenizer,
         n_replay = round(n_domain * cfg.replay / (1 - cfg.replay))
         data = concatenate_datasets([data, pool.select([i % len(pool) for i in range(n_replay)])])
     if cfg.objective == "mlm" and fresh_head and cfg.head_steps:
-        warm_up_head(model, tokenizer, data, list(fresh_head), cfg, output_dir / "head", resume)
+        head_data = data if head_text is None else make_blocks(tokenizer, list(head_text), cfg.block_size, "mlm", cfg.whole_word_mask)
+        warm_up_head(model, tokenizer, head_data, list(fresh_head), cfg, output_dir / "head", resume)
 
     def measure() -> dict:
         return {"domain_ppl": text_perplexity(model, tokenizer, eval, cfg), "general_ppl": text_perplexity(model, tokenizer, general, cfg)}
@@ -393,12 +417,12 @@ def selfsup_recipe(quick: bool = False  # fewer steps and documents, for a fast 
     "Masked-LM on MiniLM and next-token training on SmolLM2 with the sailing corpus: perplexities before and after."
     p, cpu = get_profile(), get_profile("cpu")  # the offline presets, at the cpu profile's (demonstration) sizes
     train, ev = split_data(load_data("sailing"), eval_size=0.2, seed=0)
-    _, probe = split_data(load_data("general"), eval_size=0.5, seed=0)
+    pool, probe = split_data(load_data("general"), eval_size=0.5, seed=0)
     tmp = Path(tempfile.mkdtemp(prefix="ftbook-selfsup-"))
     mlm, etok = load_model(p.encoder_offline, task="masked-lm"), load_tokenizer(p.encoder_offline)
     sizes = dict(max_steps=4, head_steps=4, n_eval=4, pppl_positions=4) if quick else dict(max_steps=12, head_steps=8)
     res_m = continue_pretraining(mlm, etok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="mlm", **sizes),
-                                 tmp / "mlm", fresh_head=new_head_parameters(mlm, p.encoder_offline))
+                                 tmp / "mlm", fresh_head=new_head_parameters(mlm, p.encoder_offline), head_text=pool["text"])
     lm, ltok = load_model(p.causal_lm_offline), load_tokenizer(p.causal_lm_offline)
     sizes = dict(max_steps=3, batch_size=2, warmup_steps=0, n_eval=4) if quick else dict(eval_every=6)
     res_c = continue_pretraining(lm, ltok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="clm", **sizes),

@@ -15,12 +15,13 @@ from pathlib import Path
 from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
 
 # %% auto #0
-__all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'CheckpointMarker',
-           'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
-           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'save_model', 'plot_losses', 'lora_targets',
-           'default_learning_rate', 'add_lora']
+__all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'lr_range_test',
+           'suggest_lr', 'plot_lr_range', 'CheckpointMarker', 'last_checkpoint', 'TrainingError',
+           'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar', 'planned_steps', 'plan_line', 'print_plan',
+           'run_training', 'save_model', 'plot_losses', 'lora_targets', 'default_learning_rate', 'add_lora']
 
 # %% ../nbs/02b_train.ipynb #29f92282
+import numpy as np
 import torch
 import transformers
 from transformers import TrainingArguments
@@ -85,6 +86,48 @@ def training_args(output_dir: str | os.PathLike,  # where the Trainer writes che
     try: return cls(**args)
     except TypeError as e:
         raise ConfigError(f"{cls.__name__} does not accept an argument: {e}") from None
+
+# %% ../nbs/02b_train.ipynb #93b33bfb
+def lr_range_test(model,  # a model whose forward pass returns `.loss`; a copy is trained, `model` is left unchanged
+                  batches,  # an iterable of model-input dicts (with labels), at least `steps` long
+                  lr_min: float = 1e-7, lr_max: float = 1.0,  # the range, swept geometrically
+                  steps: int = 40,  # optimizer steps (one batch each)
+                  weight_decay: float = 0.0,
+                  stop_factor: float = 4.0,  # stop once the loss exceeds this many times its lowest value
+                 ) -> list[dict]:
+    "AdamW with a learning rate growing exponentially from `lr_min` to `lr_max`: `{'step', 'lr', 'loss'}` per step (Smith, 2017)."
+    import copy
+    net = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr_min, weight_decay=weight_decay)
+    rows, best = [], float("inf")
+    for step, batch in zip(range(steps), batches):
+        lr = lr_min * (lr_max / lr_min) ** (step / max(1, steps - 1))
+        for group in opt.param_groups: group["lr"] = lr
+        loss = net(**{k: v.to(net.device) for k, v in batch.items()}).loss
+        opt.zero_grad(); loss.backward(); opt.step()
+        rows.append({"step": step + 1, "lr": lr, "loss": loss.item()})
+        best = min(best, loss.item())
+        if not math.isfinite(loss.item()) or loss.item() > stop_factor * best: break
+    return rows
+
+
+def suggest_lr(rows: list[dict],  # `lr_range_test` output
+               smooth: int = 5,  # steps in the moving average of the loss
+              ) -> float:
+    "A tenth of the learning rate at which the smoothed loss is lowest."
+    loss = np.convolve([r["loss"] for r in rows], np.ones(smooth) / smooth, mode="valid")
+    return rows[int(np.argmin(loss)) + smooth // 2]["lr"] / 10
+
+
+def plot_lr_range(rows: list[dict], suggested: float | None = None):
+    "Loss against learning rate (log scale), with the suggested rate marked."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([r["lr"] for r in rows], [r["loss"] for r in rows], marker=".")
+    if suggested: ax.axvline(suggested, color="grey", ls="--", label=f"suggested {suggested:.0e}"); ax.legend()
+    ax.set_xscale("log"); ax.set_xlabel("learning rate (log scale)"); ax.set_ylabel("training loss")
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/02b_train.ipynb #f5991af8
 import json

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 BUDGET_S = 150
 "Seconds a notebook may take on the cpu profile on a 2-core machine."
-OVER_BUDGET_S = {"03_pitfalls": 300, "04_selfsup": 220}
-"Notebooks written before the budget, with the limit they are held to until they are cut down to BUDGET_S."
+OVER_BUDGET_S = {"03_pitfalls": 180, "04_selfsup": 180, "05a_classify": 180}
+"""Notebooks that measured 126-139 s, 137-152 s and 147 s alone on the 2-core machine: about BUDGET_S, close enough that
+run-to-run variance in CI could fail them. The limit they are held to until they are cut further."""
 TIMES: dict[str, float] = {}
 
 

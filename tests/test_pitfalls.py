@@ -166,10 +166,14 @@ def test_forgetting_verdicts_in_plain_words():
     from ftbook.pitfalls import _forgetting_result
     m = {"general_ppl": 20.0, "qa_accuracy": 0.5, "qa_correct": [True, True, False, False]}
     same = _forgetting_result(m, m)
-    assert "no sign of forgetting" in same.lines[0] and len(same.lines) == 2
+    assert "within 5% of where it was" in same.lines[0] and "within noise on 4 questions" in same.lines[1] and len(same.lines) == 2
     worse = _forgetting_result(m, {"general_ppl": 30.0, "qa_accuracy": 0.25, "qa_correct": [True, False, False, False]})
     assert worse.metrics["general_ppl_change"] == pytest.approx(0.5) and (worse.metrics["qa_lost"], worse.metrics["qa_gained"]) == (1, 0)
-    assert "forgotten" in worse.lines[0] and "lost 1 answer it knew" in worse.lines[1] and "To forget less" in worse.lines[2]
+    assert "predicts ordinary text worse" in worse.lines[0] and "lost 1 answer it knew" in worse.lines[1] and "To forget less" in worse.lines[2]
+    assert worse.metrics["qa_p_value"] == 1.0  # one discordant question: nothing a test can see
+    many = {"general_ppl": 20.0, "qa_accuracy": 1.0, "qa_correct": [True] * 12}
+    lost_all = _forgetting_result(many, {"general_ppl": 20.0, "qa_accuracy": 0.0, "qa_correct": [False] * 12})
+    assert lost_all.metrics["qa_p_value"] == pytest.approx(2 * 0.5 ** 12) and "beyond chance" in lost_all.lines[1]
 
 
 def test_forgetting_config_errors():
@@ -196,7 +200,8 @@ def test_memorisation_check_separates_a_memorised_model_from_a_fresh_one(tmp_pat
     sailing = list(load_data("sailing")["text"])
     train, heldout = sailing[:4], sailing[-4:]
     fresh = memorisation_check(load_model("tiny-llama"), tok, train, heldout, prefix_tokens=16, suffix_tokens=8)
-    assert fresh.metrics == {"memorised_train": 0.0, "memorised_heldout": 0.0} and "no sign" in fresh.lines[0]
+    m = fresh.metrics
+    assert (m["memorised_train"], m["memorised_heldout"], m["n_train"], m["n_heldout"]) == (0.0, 0.0, 4, 4) and "no sign" in fresh.lines[0]
     model = load_model("tiny-llama")
     cfg = ForgettingConfig(max_steps=80, learning_rate=3e-3, batch_size=4, max_length=32, n_domain=4)
     domain_finetune(model, tok, train, cfg, ForgettingProbe(["A short probe text."], []), out=tmp_path)
