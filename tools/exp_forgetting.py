@@ -1,17 +1,18 @@
 """Forgetting, measured without confounds: full fine-tuning, LoRA and replay at matched settings, over seeds.
 
 Chapter 3 shows one fine-tune forgetting; one run on 40 questions cannot say how large the effect is, or whether
-LoRA and replay reduce it. This experiment gives every arm the same model (SmolLM2-135M-Instruct), the same 24 sailing
-texts, the same number of optimizer steps, batch, sequence length and constant learning-rate schedule, and the same
-probe: the probe part of the shipped `general` paragraphs (`general_split`, for perplexity) and all 100 `general_qa` questions (accuracy,
-scored per question so that before/after pairs can be tested). Arms:
+LoRA and replay reduce it. This experiment gives every arm the same model (SmolLM2-135M-Instruct), the same 24
+sailing texts (the replay arm mixes 8 general texts in, so its steps see about 18 of the sailing texts), the same
+number of optimizer steps, batch, sequence length and constant learning-rate schedule, and the same probe: the probe
+part of the shipped `general` paragraphs (`general_split`, for perplexity) and all 100 `general_qa` questions
+(accuracy, scored per question so that before/after pairs can be tested). Arms:
 
   - full, at two learning rates (1e-4 and 3e-4);
   - LoRA r=16 at the same 3e-4 (matched learning rate) and at 1e-3 (its usual, ten times the full rate);
   - replay: full at 3e-4 with a quarter of the training texts from the replay pool of `general`, the same step budget;
   - control: full at 3e-4 on general prose instead of sailing (the replay pool of `general`), the same step budget.
-    SmolLM2-Instruct was last tuned on chat transcripts, so any training on plain prose changes how well it predicts
-    plain prose; the control measures that format effect, which is not forgetting.
+    SmolLM2-Instruct was last tuned on chat transcripts, so training on plain prose may change how well it predicts
+    plain prose whether or not it forgets; the control measures that effect.
 
 Each arm runs with three seeds (data order, LoRA initialisation). The result is written as JSON, with the machine,
 for chapter 3 to load and plot:
