@@ -358,6 +358,9 @@ def continue_pretraining(model, tokenizer,
         data = concatenate_datasets([data, pool.select([i % len(pool) for i in range(n_replay)])])
     if cfg.objective == "mlm" and fresh_head and cfg.head_steps:
         head_data = data if head_text is None else make_blocks(tokenizer, list(head_text), cfg.block_size, "mlm", cfg.whole_word_mask)
+        if len(head_data) == 0:
+            raise DataError(None, None, "text", f"the head warm-up text is shorter than one block of {cfg.block_size} tokens",
+                            "give the warm-up more general text (ftbook pretrain: a longer --general file), or lower block_size")
         warm_up_head(model, tokenizer, head_data, list(fresh_head), cfg, output_dir / "head", resume)
 
     def measure() -> dict:

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, DataCollato
 
 from conftest import run_cli
 from ftbook.cli import main
+from ftbook.config import DataError
 from ftbook.data import load_data
 from ftbook.models import load_model, load_tokenizer
 from ftbook.selfsup import (PretrainConfig, SeededMaskCollator, continue_pretraining, group_blocks, make_blocks,
@@ -136,6 +137,25 @@ def test_pseudo_perplexity_is_exp_of_the_mean_nll(bert_tok):
     assert reef != bert_tok.unk_token_id
     p = torch.full((v,), 0.5 / (v - 1)); p[reef] = 0.5  # half the mass on 'reef'
     assert pseudo_perplexity(_ContextFree(p.log()), bert_tok, ["reef reef reef reef"]) == pytest.approx(2.0, rel=1e-4)
+
+
+def test_fill_mask_hits_rank_the_true_token(bert_tok):
+    "A context-free model that always ranks 'reef' first: a top-1 hit exactly where the hidden token is 'reef'."
+    from ftbook.selfsup import fill_mask_hits, masked_token_scores
+    v, reef = len(bert_tok), bert_tok.convert_tokens_to_ids("reef")
+    logp = torch.full((v,), -10.0); logp[reef] = 0.0
+    hits = fill_mask_hits(_ContextFree(logp), bert_tok, ["reef the sail"], k=1)
+    assert hits.tolist() == [1, 0, 0]
+    assert masked_token_scores(_ContextFree(logp), bert_tok, ["reef the sail"])["rank"][0] == 1
+    assert fill_mask_hits(_ContextFree(logp), bert_tok, ["reef the sail"], k=v).tolist() == [1, 1, 1]  # everything is in the top V
+
+
+def test_head_warm_up_on_too_little_text_is_a_clear_error(tmp_path):
+    tok = load_tokenizer("tiny-bert")
+    cfg = PretrainConfig.for_profile("cpu", objective="mlm", max_steps=1, head_steps=1, n_eval=1)
+    with pytest.raises(DataError, match="head warm-up text is shorter than one block"):
+        continue_pretraining(load_model("tiny-bert", task="masked-lm"), tok, SAILING * 4, SAILING[:1], SAILING[:1], cfg,
+                             tmp_path, fresh_head=["cls.predictions.bias"], head_text=["Too short."])
 
 
 def test_pseudo_perplexity_head_on_masked_positions_only_matches_full_logits(bert_tok):
