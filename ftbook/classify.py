@@ -215,6 +215,8 @@ def tfidf_baseline(train: Dataset, eval: Dataset,  # columns `text`, `label`
     from sklearn.pipeline import make_pipeline
     labels = sorted({str(l) for l in train["label"]})
     y_tr = [str(l) for l in train["label"]]
+    unseen = sorted({str(l) for l in eval["label"]} - set(labels))
+    if unseen: raise DataError("eval", None, "label", f"has labels the training set lacks: {unseen}", "add examples of them to the training data")
     t0 = time.perf_counter()
     pipe = make_pipeline(TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True), LogisticRegression(max_iter=2000))
     clf = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1, 10, 100]}, cv=StratifiedKFold(3, shuffle=True, random_state=seed))
@@ -223,8 +225,6 @@ def tfidf_baseline(train: Dataset, eval: Dataset,  # columns `text`, `label`
     proba = clf.predict_proba(list(eval["text"]))
     classes = list(clf.classes_)
     pred = [classes[k] for k in proba.argmax(1)]
-    unseen = sorted({str(l) for l in eval["label"]} - set(labels))
-    if unseen: raise DataError("eval", None, "label", f"has labels the training set lacks: {unseen}", "add examples of them to the training data")
     m = classification_metrics(([labels.index(p) for p in pred], [labels.index(str(l)) for l in eval["label"]]))
     m.update(train_seconds=secs, train_examples=len(train), eval_examples=len(eval))
     original = {str(l): l for l in list(train["label"]) + list(eval["label"])}

@@ -529,6 +529,12 @@ def memorisation_rate(model, tokenizer,
                       batch_size: int = 16,  # prompts per `generate` call
                      ) -> float:
     "Share of records whose greedy continuation reproduces the real one verbatim (after normalisation)."
+    hits, n = _memorised(model, tokenizer, records, prefix_tokens, suffix_tokens, batch_size)
+    return hits / n
+
+
+def _memorised(model, tokenizer, records, prefix_tokens, suffix_tokens, batch_size) -> tuple[int, int]:
+    "(records reproduced verbatim, records long enough to test)."
     items = [x for x in (_prefix_target(tokenizer, r, prefix_tokens, suffix_tokens) for r in records) if x is not None]
     if not items: raise ConfigError(f"no record is long enough to test ({prefix_tokens} + {suffix_tokens} tokens)")
     was_training = model.training
@@ -543,7 +549,7 @@ def memorisation_rate(model, tokenizer,
                     generate(model, tokenizer, [p for p, _, _ in sub], max_new_tokens=suffix_tokens, add_special_tokens=False))
             hits += sum(normalize_text(o).startswith(normalize_text(t)) for o, (_, _, t) in zip(outs, sub))
     model.train(was_training)
-    return hits / len(items)
+    return hits, len(items)
 
 
 def memorisation_check(model, tokenizer,
@@ -552,11 +558,9 @@ def memorisation_check(model, tokenizer,
                        **kwargs) -> Result:  # passed to `memorisation_rate`
     "Verbatim-continuation rates on training and on held-out records, and what their difference means."
     from scipy.stats import fisher_exact
-    tr, ho = memorisation_rate(model, tokenizer, train, **kwargs), memorisation_rate(model, tokenizer, heldout, **kwargs)
-    size = lambda recs: sum(_prefix_target(tokenizer, r, kwargs.get("prefix_tokens", 32), kwargs.get("suffix_tokens", 16))
-                            is not None for r in recs)
-    n_tr, n_ho = size(train), size(heldout)
-    k_tr, k_ho = round(tr * n_tr), round(ho * n_ho)
+    kw = {"prefix_tokens": 32, "suffix_tokens": 16, "batch_size": 16} | kwargs  # `memorisation_rate`'s defaults
+    (k_tr, n_tr), (k_ho, n_ho) = (_memorised(model, tokenizer, recs, **kw) for recs in (train, heldout))
+    tr, ho = k_tr / n_tr, k_ho / n_ho
     p = fisher_exact([[k_tr, n_tr - k_tr], [k_ho, n_ho - k_ho]], alternative="greater").pvalue  # one-sided: train > held out
     verdict = ("it has memorised training text: treat it as overfitted, and do not let it near private data" if p < 0.05
                else "more than on held-out text, but too few texts to be sure" if tr > ho
