@@ -239,7 +239,6 @@ def correct(predictions: list[dict]  # records with 'label' and 'predicted'
     "1 where the prediction is right, 0 where it is wrong: the per-example scores `ftbook.stats` compares."
     return [int(str(r["predicted"]) == str(r["label"])) for r in predictions]
 
-
 # %% ../nbs/05a_classify.ipynb #49f23b51
 def plot_confusion(predictions: list[dict],  # records with 'label' and 'predicted' (a `train_classifier` result's predictions)
                    labels: list | None = None,  # class order (default: sorted)
@@ -314,6 +313,7 @@ def probe_curve(name: str,  # encoder preset, folder or hub id
                 sizes: tuple = (32, 64, 128, 256, 0),  # training-set sizes (0: all)
                 seeds: tuple = (0, 1, 2),  # one run per seed and size and arm
                 max_length: int = 128,  # tokens per text
+                random_twins: int = 1,  # random-weight networks drawn; the run with the k-th seed uses twin k % random_twins
                ) -> list[dict]:
     "Accuracy of a linear head on the frozen sentence embeddings of the pretrained encoder and of random-weight twins."
     from sklearn.linear_model import LogisticRegression
@@ -323,9 +323,10 @@ def probe_curve(name: str,  # encoder preset, folder or hub id
     rows, feats = [], {}
     for arm, pretrained in (("pretrained", True), ("random init", False)):
         for seed in seeds:
-            key = (arm, None if pretrained else seed)  # the pretrained encoder is the same for every seed
-            if key not in feats:
-                enc = _encoder(name, pretrained, seed)
+            twin = None if pretrained else seeds[seeds.index(seed) % random_twins]  # the pretrained encoder is one network
+            key = (arm, twin)
+            if key not in feats:  # each network embeds the texts once: that, not the heads, is the cost
+                enc = _encoder(name, pretrained, twin)
                 feats[key] = [embed(enc, tokenizer, list(d["text"]), max_length=max_length).numpy() for d in (train, eval)]
             X_tr, X_ev = feats[key]
             for n in sizes:

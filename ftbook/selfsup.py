@@ -236,7 +236,7 @@ def fill_mask_hits(model, tokenizer, texts: list[str],
 _SIZES = {  # (profile, objective) -> sizes, batch_size blocks per optimizer step; cpu runs are demonstrations, colab/gpu real
     ("cpu", "mlm"): dict(block_size=64, batch_size=8, max_steps=24, learning_rate=3e-4, head_steps=16, head_lr=3e-3, n_eval=12,
                          eval_length=64, pppl_positions=8),
-    ("cpu", "clm"): dict(block_size=64, batch_size=4, max_steps=12, learning_rate=5e-4, warmup_steps=2, n_eval=8, eval_length=64),
+    ("cpu", "clm"): dict(block_size=64, batch_size=4, max_steps=8, learning_rate=5e-4, warmup_steps=2, n_eval=8, eval_length=64),
     ("colab", "mlm"): dict(grad_accum=1, block_size=256, batch_size=32, max_steps=500, learning_rate=1e-4, head_steps=200, head_lr=1e-3, n_eval=64),
     ("colab", "clm"): dict(grad_accum=1, block_size=256, batch_size=16, max_steps=300, learning_rate=2e-5, n_eval=64),
     ("gpu", "mlm"): dict(grad_accum=1, block_size=512, batch_size=64, max_steps=2000, learning_rate=1e-4, head_steps=500, head_lr=1e-3, n_eval=0),
@@ -427,7 +427,7 @@ def selfsup_recipe(quick: bool = False  # fewer steps and documents, for a fast 
     res_m = continue_pretraining(mlm, etok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="mlm", **sizes),
                                  tmp / "mlm", fresh_head=new_head_parameters(mlm, p.encoder_offline), head_text=pool["text"])
     lm, ltok = load_model(p.causal_lm_offline), load_tokenizer(p.causal_lm_offline)
-    sizes = dict(max_steps=3, batch_size=2, warmup_steps=0, n_eval=4) if quick else dict(eval_every=6)
+    sizes = dict(max_steps=3, batch_size=2, warmup_steps=0, n_eval=4) if quick else dict(eval_every=4)
     res_c = continue_pretraining(lm, ltok, train["text"], ev["text"], probe["text"], PretrainConfig.for_profile(cpu, objective="clm", **sizes),
                                  tmp / "clm")
     metrics = {f"{o}_{k}": v for o, r in (("mlm", res_m), ("clm", res_c)) for k, v in r.metrics.items() if "ppl" in k}
