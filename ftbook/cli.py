@@ -24,7 +24,7 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'model_flags', 'training_flags', 'training_overrides', 'check_out', 'prepare_out', 'cmd_models',
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
-           'cmd_sft', 'add_sft_parser']
+           'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -493,3 +493,121 @@ def add_sft_parser(sub):
 
 # %% ../nbs/12_cli.ipynb #7e421fd3
 TOUR.append(("sft", "ftbook.sft:sft_recipe"))
+
+# %% ../nbs/12_cli.ipynb #de8286a8
+def _check_ratings(pairs, source, low: float, high: float):
+    "A `DataError` for the first pair without ratings or with one outside [low, high] (regression trains on them)."
+    from ftbook.config import DataError
+    for k in ("chosen_rating", "rejected_rating"):
+        if k not in pairs.column_names:
+            raise DataError(source, None, k, "is missing: --mode regression trains on each pair's chosen_rating and rejected_rating",
+                            "add both ratings to every pair, or use --mode pairwise")
+        for i, v in enumerate(pairs[k]):
+            if v is None or not (low <= v <= high):
+                raise DataError(source, i + 1, k, f"is {v}, outside the rating range {low:g} to {high:g}",
+                                "fix the rating, or give the file's scale with --rating-range LOW HIGH")
+
+
+def cmd_reward(args) -> int:
+    "Train a reward model on --train pairs, read its report card on --eval, and write the model, metrics and plot."
+    import io
+    from dataclasses import asdict
+    from ftbook.config import DataError, get_profile, model_for
+    from ftbook.data import ratings_from_preferences, split_data
+    from ftbook.models import load_tokenizer, resolve_model
+    from ftbook.reward import (RewardModelConfig, load_preferences, load_reward_model, plot_report_card, report_card,
+                               score_pairs, train_pairwise, train_regression)
+    from ftbook.train import save_model
+    check_out(args)
+    cfg = RewardModelConfig.for_profile(mode=args.mode, **training_overrides(args),
+                                        **({"max_length": args.max_length} if args.max_length else {}))
+    train = load_preferences(args.train)
+    if args.eval: held = load_preferences(args.eval)
+    else:
+        train, held = split_data(train, eval_size=0.2, seed=cfg.seed)
+        if len(train) < 2 or len(held) < 2:
+            raise DataError(args.train, None, "prompt", f"has too few distinct prompts ({len(train) + len(held)} pairs) to hold "
+                            "some out for the report card", "pass a separate --eval file, or add pairs")
+    if cfg.mode == "regression":
+        for ds, src in ((train, args.train), (held, args.eval or args.train)): _check_ratings(ds, src, *args.rating_range)
+    name = args.model or model_for("encoder", get_profile())
+    resolve_model(name)
+    tok, model = load_tokenizer(name), load_reward_model(name, cfg)
+    out = prepare_out(args)
+    if cfg.mode == "pairwise":
+        res = train_pairwise(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
+        sc, sr = ([p[k] for p in res.predictions] for k in ("chosen_score", "rejected_score"))
+    else:
+        res = train_regression(model, tok, ratings_from_preferences(train), ratings_from_preferences(held), cfg,
+                               output_dir=out / "checkpoints", resume=args.resume, eval_pairs=held)
+        sc, sr = score_pairs(model, tok, held, cfg.max_length)
+    card = report_card(sc, sr, held, train, name, seed=cfg.seed)
+    save_model(model, tok, out / "model")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig = plot_report_card(card, f"{name} ({cfg.mode}), {len(held)} held-out pairs")
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
+    atomic_write(out / "report_card.png", buf.getvalue())
+    write_metrics(out, {**res.metrics, **card["metrics"]}, {**asdict(cfg), "model": name, "train": str(args.train),
+                                                            "eval": str(args.eval or ""), "flags": card["flags"]})
+    for l in res.lines + [card["sentence"]]: print(l)
+    print(f"Wrote {out / 'model'}, {out / 'metrics.json'} and {out / 'report_card.png'}")
+    return 0
+
+
+@verb
+def add_reward_parser(sub):
+    p = sub.add_parser("reward", help="train a reward model on preference pairs and check it against shortcut baselines")
+    p.add_argument("--model", help="encoder or decoder preset, folder or hub id (default: the profile's encoder, minilm-l6 on cpu)")
+    p.add_argument("--train", required=True, help="preference pairs: prompt, chosen, rejected (.jsonl, .json, .csv, .tsv)")
+    p.add_argument("--eval", help="held-out pairs for the report card (default: a fifth of --train, split by prompt)")
+    p.add_argument("--mode", choices=("pairwise", "regression"), default="pairwise",
+                   help="pairwise: Bradley-Terry on chosen/rejected (default); regression: MSE on chosen_rating/rejected_rating")
+    p.add_argument("--rating-range", type=float, nargs=2, default=(1.0, 10.0), metavar=("LOW", "HIGH"),
+                   help="with --mode regression: the ratings' scale; a rating outside it is an error (default: 1 10)")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per prompt and response (default: the profile's, 128 on cpu)")
+    training_flags(p, "reward", "0: never", lora="LoRA adapters and the score head", lora_r=8)
+    p.set_defaults(func=cmd_reward)
+
+
+def cmd_score(args) -> int:
+    "Score each prompt/response record of --input with a reward model; one JSON line per record."
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from ftbook.config import DataError
+    from ftbook.data import read_records
+    from ftbook.models import load_tokenizer
+    from ftbook.reward import score
+    rows = []
+    for line, r in read_records(Path(args.input)):
+        for k in ("prompt", "response"):
+            if not isinstance(r.get(k), str) or not r[k].strip():
+                raise DataError(args.input, line, k, "missing or empty" if k not in r or not r.get(k) else "is not text",
+                                "give every record a prompt and a response")
+        rows.append((line, r["prompt"], r["response"]))
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, use_safetensors=True)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    if model.config.num_labels != 1:
+        raise ConfigError(f"{args.model} has {model.config.num_labels} outputs, not one: it is a classifier, not a reward model\n"
+                          "Fix: pass a folder written by ftbook reward (OUT/model)")
+    s = score(model, load_tokenizer(args.model), [p for _, p, _ in rows], [r for *_, r in rows], args.max_length)
+    scale = getattr(model.config, "ftbook_rating_scale", None)  # a regression model: scores back on the rating scale
+    if scale: s = s * scale[1] + scale[0]
+    text = "".join(json.dumps({"line": line, "score": round(float(v), 6)}) + "\n" for (line, *_), v in zip(rows, s))
+    if args.output: atomic_write(args.output, text)
+    else: sys.stdout.write(text)
+    return 0
+
+
+@verb
+def add_score_parser(sub):
+    p = sub.add_parser("score", help="score prompt/response records with a reward model written by ftbook reward")
+    p.add_argument("--model", required=True, help="a reward model folder (ftbook reward's OUT/model)")
+    p.add_argument("--input", required=True, help="records with prompt and response (.jsonl, .json, .csv, .tsv)")
+    p.add_argument("--output", help="write the scores here (default: standard output)")
+    p.add_argument("--max-length", type=POSITIVE_INT, default=256, help="tokens per prompt and response (default: 256)")
+    p.set_defaults(func=cmd_score)
+
+# %% ../nbs/12_cli.ipynb #611749f7
+TOUR.append(("reward", "ftbook.reward:reward_recipe"))

@@ -25,6 +25,11 @@ PAIR = lambda p, c, r: json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "
 def jl(*records) -> str: return "".join(json.dumps(r) + "\n" for r in records)
 
 
+GOOD_PAIRS = "".join(PAIR(f"About {t}?", f"{t.capitalize()} matters; check it first.", f"Ignore {t}.")
+                     for t in ("the tide", "the boom", "a reef", "the chart", "the mast", "the hull"))
+REWARD = ["reward", "--model", "tiny-bert", "--max-steps", "1"]
+
+
 def _pickled_model(d):
     "A copy of tiny-bert whose weights are a pickle (pytorch_model.bin) instead of safetensors."
     from transformers import AutoModelForSequenceClassification
@@ -138,6 +143,21 @@ CASES = {
     "pretrain-clm-on-encoder": (CLM[:4] + ["tiny-bert"] + CLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING}, ["tiny-bert", "encoder"]),
     "pretrain-too-few-tokens": (MLM + ["--train", "{d.txt}", "--block-size", "512"], {"d.txt": "".join(f"Reef early on day {i}.\n" for i in range(40))},
         ["d.txt", "field 'text'", "block"]),
+    # reward: preference pairs (and their ratings, for --mode regression)
+    "reward-identical-sides": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_PAIRS + PAIR("Tea?", "Yes please.", "Yes please."), "ev.jsonl": GOOD_PAIRS},
+        ["tr.jsonl", "line 7", "field 'rejected'", "identical"]),
+    "reward-empty-side": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_PAIRS, "ev.jsonl": GOOD_PAIRS + PAIR("Tea?", "", "No.")}, ["ev.jsonl", "line 7", "field 'chosen'"]),
+    "reward-rating-out-of-range": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
+        {"tr.jsonl": jl(*({**json.loads(l), "chosen_rating": 8, "rejected_rating": 3 if i != 2 else 0}
+                          for i, l in enumerate(GOOD_PAIRS.splitlines())))},
+        ["tr.jsonl", "line 3", "field 'rejected_rating'", "outside the rating range", "--rating-range"]),
+    "reward-regression-without-ratings": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
+        {"tr.jsonl": GOOD_PAIRS}, ["tr.jsonl", "chosen_rating", "--mode pairwise"]),
+    "reward-rated-file-not-pairs": (REWARD + ["--train", "{tr.jsonl}"],
+        {"tr.jsonl": jl(*({"prompt": f"Q{i}?", "response": "A.", "rating": 7} for i in range(6)))},
+        ["tr.jsonl", "line 1", "'rated' records", "'preference'"]),
     # leakage: any format, preference pairs included
     "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
         {"tr.jsonl": PAIR("Be kind?", "Yes, always.", "No.") + PAIR("Tea?", "Yes please.", "Yes please."),

@@ -44,7 +44,7 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     m = {x["name"]: x["metrics"] for x in report["recipes"]}
-    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft"]
+    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward"]
     check_tour_headlines(m)
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
@@ -55,7 +55,7 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
 def check_tour_headlines(m: dict):
     "Each recipe's headline claim, as the tour's report states it: leaks found, overfitting caught, learning measured."
     from scipy.stats import binomtest
-    pre, pit, ss, clf, sft = (m[k] for k in ("pretrained", "pitfalls", "selfsup", "classify", "sft"))
+    pre, pit, ss, clf, sft, rw = (m[k] for k in ("pretrained", "pitfalls", "selfsup", "classify", "sft", "reward"))
     assert pre["smollm2_capital_correct"] == 1
     n = pre["zero_shot_examples"]  # zero-shot beats a coin flip: exact binomial test
     assert binomtest(round(pre["zero_shot_accuracy"] * n), n, 0.5, alternative="greater").pvalue < 0.01, pre
@@ -67,6 +67,7 @@ def check_tour_headlines(m: dict):
     assert binomtest(round(clf["accuracy"] * n), n, clf["majority_share"], alternative="greater").pvalue < 0.001, clf
     assert clf["accuracy"] > clf["tfidf_accuracy"], clf
     assert sft["eval_loss_after"] < sft["eval_loss_before"], sft
+    assert rw["pairwise_low"] > 0.5 and rw["pairwise_accuracy"] > rw["length_only_accuracy"], rw  # beats a coin and length
 
 
 def test_unknown_recipe_is_a_clean_error(tmp_path):

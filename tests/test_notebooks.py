@@ -13,9 +13,10 @@ pytestmark = pytest.mark.slow
 NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 BUDGET_S = 150
 "Seconds a notebook may take on the cpu profile on a 2-core machine."
-OVER_BUDGET_S = {"03_pitfalls": 180, "04_selfsup": 180, "05a_classify": 180}
-"""Notebooks that measured 126-139 s, 137-152 s and 147 s alone on the 2-core machine: about BUDGET_S, close enough that
-run-to-run variance in CI could fail them. The limit they are held to until they are cut further."""
+OVER_BUDGET_S = {"03_pitfalls": 180, "04_selfsup": 180, "05a_classify": 180, "12_cli": 180}
+"""Notebooks measured near or over BUDGET_S on the 2-core machine in CI: 03 at 138 s, 04 at 133 s, 05a at 158 s, and 12
+at 128 s alone since its quick tour runs the reward recipe too. Run-to-run variance in CI could fail the first two at
+BUDGET_S; 05a and 12 are still to be cut. The limit they are held to until then."""
 TIMES: dict[str, float] = {}
 
 

@@ -33,6 +33,8 @@ def files(tmp_path):
                                                      {"role": "assistant", "content": f"Colour {i} is {c}."}]}
                                        for i, c in enumerate(["red", "blue", "green", "amber", "teal", "grey"] * 5)]),
         "text": _jsonl(d / "text.jsonl", [{"text": s} for s in SAILING]),
+        "pairs": _jsonl(d / "pairs.jsonl", [{"prompt": f"Wind {n} knots on the {side} tack?", "chosen": f"Reef at {n} knots and ease the sheet.",
+                                             "rejected": f"Carry full sail at {n} knots."} for n in range(10, 30) for side in ("port", "starboard")]),
     }
 
 
@@ -82,3 +84,8 @@ def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
     assert resumed == reference[10:], "the resumed epoch trained on other examples than the uninterrupted run"
     a, b = _weights(full / "model"), _weights(cut / "model")
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ"
+
+
+def test_reward_resumes_exactly(tmp_path, files):
+    assert_resumes_exactly(tmp_path, ["reward", "--model", "tiny-bert", "--train", files["pairs"], "--eval", files["pairs"],
+                                      "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])

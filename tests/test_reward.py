@@ -1,0 +1,165 @@
+"""Reward models: the Bradley-Terry loss against TRL's trainer, the shortcut baselines on files built to be decided by
+length or by a cue word, the report card's flags, encoding, loading pairs, and a short training run."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from ftbook.config import ConfigError, DataError
+from ftbook.models import load_tokenizer
+from ftbook.reward import (RewardModelConfig, bag_of_words_baseline, bradley_terry_loss, encode_response, length_baseline,
+                           load_preferences, load_reward_model, reliability, report_card, reward_trainer, score_pairs,
+                           train_pairwise, train_regression, with_cue)
+
+TOPICS = ["the tide", "the boom", "a reef", "the chart", "the mast", "the anchor", "a knot", "the hull", "the wind", "the sheet"]
+
+
+def _pairs(rows): return Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in rows])
+
+
+def _length_decides(n=30):
+    "Pairs where the chosen response is always the longer one, and the words carry no signal (both sides share them)."
+    rows = []
+    for i in range(n):
+        t = TOPICS[i % len(TOPICS)]
+        short, long = f"{t} is fine", f"{t} is fine and " + " and ".join([t] * (1 + i % 3))
+        rows.append((f"About {t}?", long, short))
+    return _pairs(rows)
+
+
+def _cue_decides(n=30):
+    "Pairs the word 'honestly' decides, with the chosen side the shorter one in every pair."
+    return _pairs([(f"About {t}?", f"Honestly, {t} helps.", f"{t.capitalize()} helps here a great deal, in my view.")
+                   for t in (TOPICS * 3)[:n]])
+
+
+def test_bradley_terry_loss_by_hand():
+    assert bradley_terry_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(np.log(2), abs=1e-6)
+    rc, rr = torch.tensor([1.0, -0.5]), torch.tensor([0.0, 0.5])
+    want = np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.exp(1.0))])
+    assert bradley_terry_loss(rc, rr).item() == pytest.approx(want, abs=1e-6)
+
+
+def test_bradley_terry_loss_equals_reward_trainer_on_one_batch(tmp_path):
+    tok = load_tokenizer("tiny-bert")
+    cfg = RewardModelConfig(batch_size=4, max_length=64)
+    model = load_reward_model("tiny-bert", cfg)
+    with torch.no_grad(): model.classifier.weight.normal_(0, 1.0)  # scores far from zero, so a mismatch would show
+    trainer = reward_trainer(model, tok, _cue_decides(6), cfg, tmp_path / "run")
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    model.eval()
+    with torch.no_grad():
+        theirs = trainer.compute_loss(model, dict(batch)).item()
+        r = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+    ours = bradley_terry_loss(r[:3], r[3:]).item()
+    assert ours == pytest.approx(theirs, abs=1e-6) and abs(ours - np.log(2)) > 1e-3
+
+
+def test_length_baseline_is_right_when_length_decides():
+    ds = _length_decides()
+    assert length_baseline(ds["chosen"], ds["rejected"]).mean() == 1.0
+    assert length_baseline(ds["rejected"], ds["chosen"]).mean() == 0.0
+
+
+def test_bag_of_words_finds_a_cue_word_that_decides():
+    ds = _cue_decides(30)
+    bw = bag_of_words_baseline(ds.select(range(20)), ds.select(range(20, 30)))
+    assert bw["accuracy"] == 1.0 and "honestly" in bw["favoured"][:3]
+    assert length_baseline(ds["chosen"], ds["rejected"]).mean() == 0.0  # the cue file is not a length file
+
+
+def test_bag_of_words_is_near_chance_without_a_signal():
+    rng = np.random.default_rng(0)
+    words = "tide boom reef chart mast anchor knot hull wind sheet sail keel".split()
+    rows = [("q", " ".join(rng.choice(words, 6)), " ".join(rng.choice(words, 6))) for _ in range(200)]
+    ds = _pairs(rows)
+    bw = bag_of_words_baseline(ds.select(range(120)), ds.select(range(120, 200)))
+    assert 0.3 < bw["accuracy"] < 0.7
+
+
+def test_report_card_flags_a_model_that_reads_the_cue():
+    train, ev = _cue_decides(30).select(range(20)), _cue_decides(30).select(range(20, 30))
+    cue = lambda texts: np.array([float(t.startswith("Honestly")) for t in texts])
+    card = report_card(cue(ev["chosen"]), cue(ev["rejected"]), ev, train, "cue reader")
+    assert card["metrics"]["pairwise_accuracy"] == 1.0 and "bag_of_words" in card["flags"]
+    assert card["metrics"]["agreement_bag_of_words"] == 1.0 and card["metrics"]["length_only_accuracy"] == 0.0
+    assert "Warning" in card["sentence"]
+
+
+def test_report_card_does_not_flag_a_model_that_beats_both():
+    rng = np.random.default_rng(1)
+    words = "tide boom reef chart mast anchor knot hull wind sheet sail keel".split()
+    rows = [("q", " ".join(rng.choice(words, 6)), " ".join(rng.choice(words, 4 + i % 5))) for i in range(300)]
+    ds = _pairs(rows)
+    train, ev = ds.select(range(100)), ds.select(range(100, 300))
+    n = len(ev)
+    card = report_card(np.ones(n), np.zeros(n), ev, train, "oracle")  # always right: the labels are arbitrary here
+    m = card["metrics"]
+    assert m["pairwise_accuracy"] == 1.0 and card["flags"] == [] and m["pairwise_low"] > 0.95
+    assert m["length_only_accuracy"] == pytest.approx(length_baseline(ev["chosen"], ev["rejected"]).mean())
+
+
+def test_reliability_bins_by_confidence():
+    rows = reliability(np.array([3.0, 3.0, 0.1, -3.0]), np.zeros(4), bins=5)
+    assert sum(r["n"] for r in rows) == 4
+    top = rows[-1]
+    assert top["n"] == 3 and top["accuracy"] == pytest.approx(2 / 3)  # two right at 95% confidence, one wrong
+
+
+def test_encode_response_pair_and_chat():
+    bert = load_tokenizer("tiny-bert")
+    toks = bert.convert_ids_to_tokens(encode_response(bert, "how to reef", "ease the sheet"))
+    assert toks[0] == "[CLS]" and toks.count("[SEP]") == 2 and toks[-1] == "[SEP]"
+    llama = load_tokenizer("tiny-llama")
+    text = llama.decode(encode_response(llama, "how to reef", "ease the sheet"))
+    assert "how to reef" in text and text.rstrip().endswith("ease the sheet<|im_end|>")
+    assert len(encode_response(llama, "how to reef " * 50, "ease the sheet", max_length=16)) == 16
+
+
+def test_load_preferences_plain_and_conversational(tmp_path):
+    conv = {"prompt": [{"role": "user", "content": "Capital of France?"}],
+            "chosen": [{"role": "assistant", "content": "Paris."}], "rejected": [{"role": "assistant", "content": "Lyon."}]}
+    (tmp_path / "c.jsonl").write_text(json.dumps(conv) + "\n")
+    assert load_preferences(tmp_path / "c.jsonl")[0] == {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon."}
+    ds = load_preferences("preferences")
+    assert {"prompt", "chosen", "rejected", "chosen_rating", "rejected_rating"} <= set(ds.column_names)
+
+
+@pytest.mark.parametrize("rec,field", [({"prompt": "Hi", "chosen": "Hello!", "rejected": "Hello!"}, "rejected"),
+                                       ({"prompt": "Hi", "chosen": "", "rejected": "Go away."}, "chosen"),
+                                       ({"prompt": "Hi", "response": "Hello!", "rating": 7}, None)])
+def test_load_preferences_rejects_bad_files(tmp_path, rec, field):
+    (tmp_path / "bad.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(DataError) as e: load_preferences(tmp_path / "bad.jsonl")
+    assert "bad.jsonl" in str(e.value) and (field is None or field in str(e.value))
+
+
+def test_with_cue_and_config_errors():
+    ds = with_cue(_length_decides(3), "Sure!", side="rejected")
+    assert all(r.startswith("Sure! ") for r in ds["rejected"]) and not any(c.startswith("Sure!") for c in ds["chosen"])
+    with pytest.raises(ConfigError): with_cue(ds, side="both")
+    with pytest.raises(ConfigError): RewardModelConfig(mode="ranking")
+
+
+def test_train_pairwise_learns_a_cue_on_tiny_bert(tmp_path):
+    tok = load_tokenizer("tiny-bert")
+    ds = _cue_decides(30)
+    cfg = RewardModelConfig(max_steps=30, batch_size=4, max_length=64, learning_rate=1e-3, warmup_steps=0)
+    res = train_pairwise(load_reward_model("tiny-bert", cfg), tok, ds.select(range(20)), ds.select(range(20, 30)), cfg, tmp_path)
+    assert res.metrics["train_steps"] == 30 and len(res.predictions) == 10
+    assert res.metrics["pairwise_accuracy"] >= 0.9, res.metrics  # the cue decides every held-out pair
+
+
+def test_train_regression_reports_against_the_mean(tmp_path):
+    tok = load_tokenizer("tiny-bert")
+    rated = Dataset.from_list([{"prompt": "q", "response": ("good " if i % 2 else "bad ") + TOPICS[i % 10], "rating": 8.0 if i % 2 else 2.0}
+                               for i in range(40)])
+    cfg = RewardModelConfig(mode="regression", max_steps=40, batch_size=8, max_length=32, learning_rate=1e-3, warmup_steps=0)
+    model = load_reward_model("tiny-bert", cfg)
+    res = train_regression(model, tok, rated.select(range(30)), rated.select(range(30, 40)), cfg)
+    m = res.metrics
+    assert m["mse_predict_mean"] == pytest.approx(9.0, rel=0.1)  # ratings 2 and 8 around a mean near 5
+    assert m["mse"] < m["mse_predict_mean"] and m["pearson"] > 0.9
+    assert model.config.ftbook_rating_scale[0] == pytest.approx(np.mean(rated.select(range(30))["rating"]))
