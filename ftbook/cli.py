@@ -504,7 +504,7 @@ def _check_ratings(pairs, source, low: float, high: float):
                             "add both ratings to every pair, or use --mode pairwise")
         for i, v in enumerate(pairs[k]):
             if v is None or not (low <= v <= high):
-                raise DataError(source, i + 1, k, f"is {v}, outside the rating range {low:g} to {high:g}",
+                raise DataError(source, None, k, f"pair {i + 1} has {v}, outside the rating range {low:g} to {high:g}",
                                 "fix the rating, or give the file's scale with --rating-range LOW HIGH")
 
 
@@ -528,6 +528,11 @@ def cmd_reward(args) -> int:
         if len(train) < 2 or len(held) < 2:
             raise DataError(args.train, None, "prompt", f"has too few distinct prompts ({len(train) + len(held)} pairs) to hold "
                             "some out for the report card", "pass a separate --eval file, or add pairs")
+    if len(train) < 3:
+        raise DataError(args.train, None, "prompt", f"has {len(train)} training pairs; the report card's bag-of-words "
+                        "baseline is cross-validated in 3 folds", "give at least 3 training pairs (more for a useful model)")
+    if args.rating_range[0] >= args.rating_range[1]:
+        raise ConfigError(f"--rating-range {args.rating_range[0]:g} {args.rating_range[1]:g}: LOW must be below HIGH")
     if cfg.mode == "regression":
         for ds, src in ((train, args.train), (held, args.eval or args.train)): _check_ratings(ds, src, *args.rating_range)
     name = args.model or model_for("encoder", get_profile())
@@ -542,6 +547,7 @@ def cmd_reward(args) -> int:
                                output_dir=out / "checkpoints", resume=args.resume, eval_pairs=held)
         sc, sr = score_pairs(model, tok, held, cfg.max_length)
     card = report_card(sc, sr, held, train, name, seed=cfg.seed)
+    if cfg.lora_r: model = model.merge_and_unload()  # one folder that loads with AutoModelForSequenceClassification
     save_model(model, tok, out / "model")
     import matplotlib
     matplotlib.use("Agg")
@@ -573,11 +579,9 @@ def add_reward_parser(sub):
 
 def cmd_score(args) -> int:
     "Score each prompt/response record of --input with a reward model; one JSON line per record."
-    import torch
-    from transformers import AutoModelForSequenceClassification
     from ftbook.config import DataError
     from ftbook.data import read_records
-    from ftbook.models import load_tokenizer
+    from ftbook.models import load_model, load_tokenizer, resolve_model
     from ftbook.reward import score
     rows = []
     for line, r in read_records(Path(args.input)):
@@ -586,8 +590,8 @@ def cmd_score(args) -> int:
                 raise DataError(args.input, line, k, "missing or empty" if k not in r or not r.get(k) else "is not text",
                                 "give every record a prompt and a response")
         rows.append((line, r["prompt"], r["response"]))
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, use_safetensors=True)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    resolve_model(args.model)
+    model = load_model(args.model, task="seq-cls")
     if model.config.num_labels != 1:
         raise ConfigError(f"{args.model} has {model.config.num_labels} outputs, not one: it is a classifier, not a reward model\n"
                           "Fix: pass a folder written by ftbook reward (OUT/model)")
@@ -606,7 +610,7 @@ def add_score_parser(sub):
     p.add_argument("--model", required=True, help="a reward model folder (ftbook reward's OUT/model)")
     p.add_argument("--input", required=True, help="records with prompt and response (.jsonl, .json, .csv, .tsv)")
     p.add_argument("--output", help="write the scores here (default: standard output)")
-    p.add_argument("--max-length", type=POSITIVE_INT, default=256, help="tokens per prompt and response (default: 256)")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per prompt and response (default: the length the model was trained with)")
     p.set_defaults(func=cmd_score)
 
 # %% ../nbs/12_cli.ipynb #611749f7

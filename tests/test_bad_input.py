@@ -152,7 +152,7 @@ CASES = {
     "reward-rating-out-of-range": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
         {"tr.jsonl": jl(*({**json.loads(l), "chosen_rating": 8, "rejected_rating": 3 if i != 2 else 0}
                           for i, l in enumerate(GOOD_PAIRS.splitlines())))},
-        ["tr.jsonl", "line 3", "field 'rejected_rating'", "outside the rating range", "--rating-range"]),
+        ["tr.jsonl", "pair 3", "field 'rejected_rating'", "outside the rating range", "--rating-range"]),
     "reward-regression-without-ratings": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
         {"tr.jsonl": GOOD_PAIRS}, ["tr.jsonl", "chosen_rating", "--mode pairwise"]),
     "reward-rated-file-not-pairs": (REWARD + ["--train", "{tr.jsonl}"],

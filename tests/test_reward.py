@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from ftbook.config import ConfigError, DataError
 from ftbook.models import load_tokenizer
-from ftbook.reward import (RewardModelConfig, bag_of_words_baseline, bradley_terry_loss, encode_response, length_baseline,
+from ftbook.reward import (RewardModelConfig, score, bag_of_words_baseline, bradley_terry_loss, encode_response, length_baseline,
                            load_preferences, load_reward_model, reliability, report_card, reward_trainer, score_pairs,
                            train_pairwise, train_regression, with_cue)
 
@@ -98,7 +98,8 @@ def test_report_card_does_not_flag_a_model_that_beats_both():
     card = report_card(np.ones(n), np.zeros(n), ev, train, "oracle")  # always right: the labels are arbitrary here
     m = card["metrics"]
     assert m["pairwise_accuracy"] == 1.0 and card["flags"] == [] and m["pairwise_low"] > 0.95
-    assert m["length_only_accuracy"] == pytest.approx(length_baseline(ev["chosen"], ev["rejected"]).mean())
+    assert 0.3 < m["length_only_accuracy"] < 0.7 and 0.3 < m["bag_of_words_accuracy"] < 0.7  # no signal for either
+    assert m["mean_confidence"] == pytest.approx(1 / (1 + np.exp(-1))) and m["calibration_error"] == pytest.approx(1 - m["mean_confidence"])
 
 
 def test_reliability_bins_by_confidence():
@@ -115,7 +116,22 @@ def test_encode_response_pair_and_chat():
     llama = load_tokenizer("tiny-llama")
     text = llama.decode(encode_response(llama, "how to reef", "ease the sheet"))
     assert "how to reef" in text and text.rstrip().endswith("ease the sheet<|im_end|>")
-    assert len(encode_response(llama, "how to reef " * 50, "ease the sheet", max_length=16)) == 16
+    cut = encode_response(llama, "how to reef " * 50, "ease the sheet", max_length=16)
+    assert len(cut) == 16 and llama.decode(cut).rstrip().endswith("ease the sheet<|im_end|>")  # the end is kept
+    pair = encode_response(bert, "how to reef " * 50, "ease the sheet", max_length=16)
+    assert len(pair) == 16 and bert.decode(pair).endswith("[SEP] ease the sheet [SEP]")  # the long prompt is cut, not the answer
+
+
+def test_score_is_the_same_in_any_batch_and_order():
+    tok = load_tokenizer("tiny-bert")
+    model = load_reward_model("tiny-bert", RewardModelConfig(max_length=64))
+    prompts = [f"About {t}?" for t in TOPICS]
+    responses = [f"{t} " * (1 + i % 4) + "matters" for i, t in enumerate(TOPICS)]
+    one = score(model, tok, prompts, responses, batch_size=1)
+    many = score(model, tok, prompts, responses, batch_size=32)
+    assert np.allclose(one, many, atol=1e-5) and len(set(np.round(one, 5))) > 1
+    rev = score(model, tok, prompts[::-1], responses[::-1], batch_size=3)
+    assert np.allclose(rev[::-1], one, atol=1e-5)
 
 
 def test_load_preferences_plain_and_conversational(tmp_path):
