@@ -194,8 +194,10 @@ def _assert_run(out, kind):
 
 def test_cli_mlm_on_a_text_file(tmp_path):
     (tmp_path / "log.txt").write_text("\n".join(SAILING[:12]) + "\n")
-    r = run_cli("pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", tmp_path / "log.txt", "--max-steps", "6",
-                "--block-size", "32", "--batch-size", "8", "--learning-rate", "1e-3", "--whole-word-mask", "--out", tmp_path / "out")
+    # tiny-bert is built afresh per cache and its build is not bit-for-bit repeatable (before: 1780-1854 seen), so the run
+    # must learn by more than that spread: 12 steps at 3e-3 cut pseudo-perplexity by about a fifth, 6 at 1e-3 by under a tenth
+    r = run_cli("pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", tmp_path / "log.txt", "--max-steps", "12",
+                "--block-size", "32", "--batch-size", "8", "--learning-rate", "3e-3", "--whole-word-mask", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _assert_run(tmp_path / "out", "pseudo-perplexity")
     assert m["domain_ppl_after"] < m["domain_ppl_before"] and m["config"]["whole_word_mask"] is True
