@@ -333,9 +333,12 @@ def split_data(ds: Dataset,
                eval_size: float = 0.2,  # share of examples (approximately) that go to eval
                seed: int = 0,  # changes which examples go where
                ) -> tuple[Dataset, Dataset]:
-    "Deterministic (train, eval) split by hash of each example's normalised key: duplicates never straddle it."
+    """Deterministic (train, eval) split by hash of each example's normalised key: duplicates never straddle it. Records
+    with a `group` field are split by it instead, so records that belong together (say, two prompts that share their
+    answers) stay on one side."""
     def to_eval(rec):
-        h = hashlib.sha1(f"{seed}:{_norm(split_key(rec))}".encode()).digest()
+        key = f"group:{rec['group']}" if rec.get("group") not in (None, "") else _norm(split_key(rec))
+        h = hashlib.sha1(f"{seed}:{key}".encode()).digest()
         return int.from_bytes(h[:8], "big") / 2**64 < eval_size
     flags = [to_eval(r) for r in ds]
     return (ds.select([i for i, f in enumerate(flags) if not f]), ds.select([i for i, f in enumerate(flags) if f]))

@@ -50,27 +50,38 @@ def _flatten(rec: dict) -> dict:
 
 def load_preferences(source: str | os.PathLike,  # 'preferences', or a .jsonl/.json/.csv/.tsv file of pairs
                      ) -> Dataset:
-    "Preference pairs as `prompt`, `chosen`, `rejected` strings (plus ratings when the file has them), every record checked."
+    "Preference pairs as `prompt`, `chosen`, `rejected` strings (plus ratings and `group` when the file has them), every record checked."
     ds = load_data(source, format="preference")
     rows = []
     for r in ds:
         row = _flatten(r)
         for k in ("chosen_rating", "rejected_rating"):
             if r.get(k) is not None: row[k] = float(r[k])
+        if r.get("group") not in (None, ""): row["group"] = str(r["group"])  # pairs that must share a side of a split
         rows.append(row)
     return Dataset.from_list(rows)
 
 # %% ../nbs/06_reward.ipynb #166606a0
-def length_baseline(chosen: list[str], rejected: list[str]) -> np.ndarray:
-    "1 where the chosen response is the longer one (in characters), else 0: the accuracy of 'the longer answer wins'."
-    return np.array([int(len(c) > len(r)) for c, r in zip(chosen, rejected)])
+def _coin_for_ties(decision: np.ndarray, seed: int = 0) -> np.ndarray:
+    "1 where `decision` favours the chosen side, 0 where it favours the rejected one, a fair coin where it has no preference."
+    coin = np.random.default_rng(seed).integers(0, 2, len(decision))
+    return np.where(decision > 0, 1, np.where(decision < 0, 0, coin))
+
+
+def length_baseline(chosen: list[str], rejected: list[str],
+                    seed: int = 0,  # the coin that settles pairs of equal length
+                   ) -> np.ndarray:
+    "1 where the chosen response is the longer one (in characters), else 0: the accuracy of 'the longer answer wins' (a tie is a coin flip)."
+    return _coin_for_ties(np.array([len(c) - len(r) for c, r in zip(chosen, rejected)]), seed)
 
 
 def bag_of_words_baseline(train: Dataset, eval: Dataset,  # preference pairs: `chosen`, `rejected`
+                          seed: int = 0,  # the coin that settles pairs it has no preference on
                          ) -> dict:
     """A pairwise logistic regression on TF-IDF word and bigram weights: P(a beats b) = sigmoid(w . (tfidf(a) - tfidf(b))), with the
-    regularisation chosen by 3-fold cross-validation on the training pairs. Returns per-pair `correct` on `eval`, the
-    accuracy, the chosen C and the words that most favour and most disfavour a response."""
+    regularisation chosen by 3-fold cross-validation on the training pairs (pairs that share a `group` share a fold).
+    Returns per-pair `correct` on `eval` (a pair it scores as a tie is a coin flip), the accuracy, how many eval pairs
+    were ties, the chosen C and the words that most favour and most disfavour a response."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -78,14 +89,16 @@ def bag_of_words_baseline(train: Dataset, eval: Dataset,  # preference pairs: `c
     diff = vec.transform(train["chosen"]) - vec.transform(train["rejected"])  # (N, V): one row per pair
     from scipy.sparse import vstack
     X, y = vstack([diff, -diff]), np.r_[np.ones(diff.shape[0]), np.zeros(diff.shape[0])]  # each pair in both orders
-    groups = np.r_[np.arange(diff.shape[0]), np.arange(diff.shape[0])]  # a pair's two orders stay in one fold
+    g = np.unique(train["group"], return_inverse=True)[1] if "group" in train.column_names else np.arange(diff.shape[0])
+    groups = np.r_[g, g]  # a pair's two orders, and pairs of one group, stay in one fold
     search = GridSearchCV(LogisticRegression(fit_intercept=False, max_iter=5000), {"C": [0.1, 1, 10, 100]},
                           cv=GroupKFold(n_splits=3), scoring="accuracy").fit(X, y, groups=groups)
     d_eval = vec.transform(eval["chosen"]) - vec.transform(eval["rejected"])
-    correct = (search.best_estimator_.decision_function(d_eval) > 0).astype(int)
+    decision = search.best_estimator_.decision_function(d_eval)
+    correct = _coin_for_ties(decision, seed)
     w, words = search.best_estimator_.coef_[0], vec.get_feature_names_out()
     order = np.argsort(w)
-    return {"correct": correct, "accuracy": float(correct.mean()), "C": search.best_params_["C"], "cv_accuracy": float(search.best_score_),
+    return {"correct": correct, "accuracy": float(correct.mean()), "ties": int((decision == 0).sum()), "C": search.best_params_["C"], "cv_accuracy": float(search.best_score_),
             "favoured": [str(words[i]) for i in order[::-1][:8]], "disfavoured": [str(words[i]) for i in order[:8]]}
 
 # %% ../nbs/06_reward.ipynb #067b0fb2
@@ -268,8 +281,8 @@ def report_card(chosen_scores, rejected_scores,  # the reward model's scores on 
     from scipy.stats import spearmanr
     sc, sr = np.asarray(chosen_scores, float), np.asarray(rejected_scores, float)
     rm = (sc > sr).astype(int)
-    length = length_baseline(eval["chosen"], eval["rejected"])
-    bow = bag_of_words_baseline(train, eval)
+    length = length_baseline(eval["chosen"], eval["rejected"], seed=seed)
+    bow = bag_of_words_baseline(train, eval, seed=seed)
     lengths = np.r_[[len(t) for t in eval["chosen"]], [len(t) for t in eval["rejected"]]]
     low, high = _accuracy_interval(rm)
     vs = {"length": compare(rm, length, (name, "the length shortcut"), seed=seed),
@@ -373,13 +386,13 @@ def with_cue(pairs: Dataset,
     return pairs.map(lambda r: {side: f"{cue} {r[side]}"})
 
 # %% ../nbs/06_reward.ipynb #7a50273e
-def reward_recipe(quick: bool = False  # 12 steps instead of an epoch, for a fast check
+def reward_recipe(quick: bool = False  # 24 steps at twice the learning rate instead of an epoch, for a fast check
                  ) -> Result:
     "Train a pairwise reward model (the profile's encoder) on the shipped preferences; its report card against the length and bag-of-words shortcuts."
     from ftbook.config import model_for
     name = model_for("encoder")
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
-    cfg = RewardModelConfig.for_profile(**({"max_steps": 12} if quick else {}))
+    cfg = RewardModelConfig.for_profile(**({"max_steps": 24, "learning_rate": 2 * FULL_LR} if quick else {}))
     tok = load_tokenizer(name)
     res = train_pairwise(load_reward_model(name, cfg), tok, train, test, cfg)
     sc, sr = (np.array([p[k] for p in res.predictions]) for k in ("chosen_score", "rejected_score"))

@@ -45,6 +45,17 @@ def test_shipped_sets_meet_their_sizes():
     assert all(1 <= r <= 10 for r in load_data("ratings")["rating"])
 
 
+def test_shipped_preferences_are_twins_no_shortcut_can_read():
+    prefs = load_data("preferences")
+    assert sorted(prefs["chosen"]) == sorted(prefs["rejected"])  # every response chosen once and rejected once
+    by_group = {}
+    for r in prefs: by_group.setdefault(r["group"], []).append(r)
+    assert all(len(v) == 2 and v[0]["chosen"] == v[1]["rejected"] and v[0]["prompt"] != v[1]["prompt"] for v in by_group.values())
+    assert all(r["chosen_rating"] > r["rejected_rating"] for r in prefs)
+    tr, ev = split_data(prefs)
+    assert not set(tr["group"]) & set(ev["group"]) and 0 < len(ev) < len(prefs)
+
+
 def test_split_is_deterministic_and_keeps_duplicates_together():
     ds = load_data("reviews")
     a, b = split_data(ds, seed=1), split_data(ds.shuffle(seed=3), seed=1)
@@ -61,7 +72,7 @@ def test_split_is_deterministic_and_keeps_duplicates_together():
 def test_data_readme_counts_match_the_files():
     readme = (DATA_DIR / "README.md").read_text()
     counts = {"short reviews": len(load_data("reviews")), "conversations for instruction tuning": len(load_data("instructions")),
-              "pairs. Each response": len(load_data("preferences")), "new sailing sentences": len(load_data("sailing_topics")),
+              "pairs in": len(load_data("preferences")), "new sailing sentences": len(load_data("sailing_topics")),
               "easy general-knowledge questions": len(load_data("general_qa")),
               "documents (75 KB)": len(load_data("sailing")), "paragraphs (48 KB)": len(load_data("general"))}
     for words, n in counts.items():

@@ -46,7 +46,10 @@ def test_bradley_terry_loss_equals_reward_trainer_on_one_batch(tmp_path):
     tok = load_tokenizer("tiny-bert")
     cfg = RewardModelConfig(batch_size=4, max_length=64)
     model = load_reward_model("tiny-bert", cfg)
-    with torch.no_grad(): model.classifier.weight.normal_(0, 1.0)  # scores far from zero, so a mismatch would show
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a large head: chosen and rejected scores far apart, so a mismatch would show
+        model.bert.pooler.dense.weight.mul_(10)  # random [CLS] states differ little from input to input: widen them
+        model.classifier.weight.copy_(torch.randn(model.classifier.weight.shape, generator=g) * 20)
     trainer = reward_trainer(model, tok, _cue_decides(6), cfg, tmp_path / "run")
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
     model.eval()
@@ -54,6 +57,7 @@ def test_bradley_terry_loss_equals_reward_trainer_on_one_batch(tmp_path):
         theirs = trainer.compute_loss(model, dict(batch)).item()
         r = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
     ours = bradley_terry_loss(r[:3], r[3:]).item()
+    assert (r[:3] - r[3:]).abs().max().item() > 0.05  # the two groups score differently (tiny-bert builds vary by machine)
     assert ours == pytest.approx(theirs, abs=1e-6) and abs(ours - np.log(2)) > 1e-3
 
 
@@ -179,3 +183,35 @@ def test_train_regression_reports_against_the_mean(tmp_path):
     assert m["mse_predict_mean"] == pytest.approx(9.0, rel=0.1)  # ratings 2 and 8 around a mean near 5
     assert m["mse"] < m["mse_predict_mean"] and m["pearson"] > 0.9
     assert model.config.ftbook_rating_scale[0] == pytest.approx(np.mean(rated.select(range(30))["rating"]))
+
+
+def _twins(n=10):
+    "Each subject asked two ways, each answer the better one for one of the prompts: every response chosen once, rejected once."
+    rows = []
+    for t in TOPICS[:n]:
+        win, lose = f"{t} is what wins.", f"{t} is what loses, sadly."
+        rows += [{"prompt": f"Best thing about {t}?", "chosen": win, "rejected": lose, "group": t},
+                 {"prompt": f"Worst thing about {t}?", "chosen": lose, "rejected": win, "group": t}]
+    return Dataset.from_list(rows)
+
+
+def test_shortcuts_have_nothing_to_learn_on_twins():
+    tw = _twins()
+    bw = bag_of_words_baseline(tw.select(range(12)), tw.select(range(12, 20)))
+    assert bw["ties"] == 8  # the words favour each response as often as they disfavour it: no preference at all
+    lengths = length_baseline(tw["chosen"], tw["rejected"])
+    assert lengths.reshape(-1, 2).sum(1).tolist() == [1] * 10  # longer-wins is right on exactly one pair of each twin
+
+
+def test_ties_are_coin_flips_not_losses():
+    same = length_baseline(["abc"] * 1000, ["xyz"] * 1000)
+    assert 0.45 < same.mean() < 0.55 and (same == length_baseline(["abc"] * 1000, ["xyz"] * 1000)).all()  # seeded
+    assert (same != length_baseline(["abc"] * 1000, ["xyz"] * 1000, seed=1)).any()
+
+
+def test_load_preferences_keeps_groups_and_split_respects_them():
+    from ftbook.data import split_data
+    ds = load_preferences("preferences")
+    assert "group" in ds.column_names
+    tr, ev = split_data(ds, eval_size=0.2, seed=0)
+    assert not set(tr["group"]) & set(ev["group"])
