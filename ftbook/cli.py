@@ -183,6 +183,15 @@ def _recipe(spec: str):
     return getattr(importlib.import_module(mod), fn)
 
 # %% ../nbs/12_cli.ipynb #8cfd1275
+def _png(fig) -> bytes:
+    "A matplotlib figure as PNG bytes (closed afterwards), for `atomic_write`."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
+    return buf.getvalue()
+
+
 def _html_report(report: dict, images: dict[str, list[str]]) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>ftbook tour</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em .8em;text-align:left}"
@@ -201,8 +210,7 @@ def run_tour(out: Path,  # folder for report.json, PNGs and index.html
             ) -> dict:
     "Run the chapter recipes, print what each found, and write the report."
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # before any recipe draws
     from ftbook.train import quiet
     quiet()
     names = [n for n, _ in TOUR]
@@ -219,8 +227,7 @@ def run_tour(out: Path,  # folder for report.json, PNGs and index.html
         for line in res.lines: print("  " + line)
         for fname, fig in res.figures.items():
             png = f"{name}_{fname}.png"
-            buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
-            atomic_write(out / png, buf.getvalue())
+            atomic_write(out / png, _png(fig))
             images.setdefault(name, []).append(png)
         report["recipes"].append({"name": name, "seconds": secs, "metrics": res.metrics, "lines": res.lines})
         print(f"   ({secs:.1f} s)", flush=True)
@@ -510,7 +517,6 @@ def _check_ratings(pairs, source, low: float, high: float):
 
 def cmd_reward(args) -> int:
     "Train a reward model on --train pairs, read its report card on --eval, and write the model, metrics and plot."
-    import io
     from dataclasses import asdict
     from ftbook.config import DataError, get_profile, model_for
     from ftbook.data import ratings_from_preferences, split_data
@@ -549,12 +555,7 @@ def cmd_reward(args) -> int:
     card = report_card(sc, sr, held, train, name, seed=cfg.seed)
     if cfg.lora_r: model = model.merge_and_unload()  # one folder that loads with AutoModelForSequenceClassification
     save_model(model, tok, out / "model")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig = plot_report_card(card, f"{name} ({cfg.mode}), {len(held)} held-out pairs")
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
-    atomic_write(out / "report_card.png", buf.getvalue())
+    atomic_write(out / "report_card.png", _png(plot_report_card(card, f"{name} ({cfg.mode}), {len(held)} held-out pairs")))
     write_metrics(out, {**res.metrics, **card["metrics"]}, {**asdict(cfg), "model": name, "train": str(args.train),
                                                             "eval": str(args.eval or ""), "flags": card["flags"]})
     for l in res.lines + [card["sentence"]]: print(l)
@@ -587,7 +588,8 @@ def cmd_score(args) -> int:
     for line, r in read_records(Path(args.input)):
         for k in ("prompt", "response"):
             if not isinstance(r.get(k), str) or not r[k].strip():
-                raise DataError(args.input, line, k, "missing or empty" if k not in r or not r.get(k) else "is not text",
+                raise DataError(args.input, line, k, "is not text" if isinstance(r.get(k), (int, float, bool, list, dict)) else
+                                "missing or empty",
                                 "give every record a prompt and a response")
         rows.append((line, r["prompt"], r["response"]))
     resolve_model(args.model)

@@ -316,7 +316,7 @@ def plot_report_card(card: dict,  # `report_card` output
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     names = ["reward model", "longer wins", "bag of words"]
     acc = [float(c.mean()) for c in card["correct"].values()]
-    ci = [_accuracy_interval(c) for c in card["correct"].values()]
+    ci = [(m["pairwise_low"], m["pairwise_high"])] + [_accuracy_interval(c) for k, c in card["correct"].items() if k != "model"]
     ax = axes[0]
     ax.bar(names, acc, color=["#4c72b0", "#c44e52", "#dd8452"], yerr=np.array([[a - l, h - a] for a, (l, h) in zip(acc, ci)]).T, capsize=4)
     ax.axhline(0.5, color="grey", ls=":", lw=1); ax.set_ylim(0, 1); ax.set_ylabel("held-out pairwise accuracy")

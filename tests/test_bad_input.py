@@ -198,3 +198,14 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, case)
     missing = [s for s in expect if s not in err]
     assert not missing, f"the message lacks {missing}:\n{err}"
     assert _snapshot(tmp_path) == before, "the command wrote files before refusing its input"
+
+
+@pytest.mark.parametrize("rec,words", [({"prompt": "   ", "response": "Hello."}, "field 'prompt': missing or empty"),
+                                       ({"prompt": "Hi", "response": 7}, "field 'response': is not text"),
+                                       ({"prompt": "Hi"}, "field 'response': missing or empty")])
+def test_score_names_the_bad_record(tmp_path, capsys, rec, words):
+    (tmp_path / "in.jsonl").write_text(jl({"prompt": "Hi", "response": "Hello."}, rec))
+    assert main(["score", "--model", "tiny-bert", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "s.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and words in err and "Traceback" not in err, err
+    assert not (tmp_path / "s.jsonl").exists()
