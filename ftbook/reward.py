@@ -292,6 +292,7 @@ def report_card(chosen_scores, rejected_scores,  # the reward model's scores on 
     n = len(rm)
     card = {"pairwise_accuracy": float(rm.mean()), "pairwise_low": low, "pairwise_high": high, "eval_pairs": n,
             "length_only_accuracy": float(length.mean()), "bag_of_words_accuracy": bow["accuracy"],
+            "bag_of_words_ties": bow["ties"],
             "agreement_length": float((rm == length).mean()), "agreement_bag_of_words": float((rm == bow["correct"]).mean()),
             "length_correlation": float(spearmanr(np.r_[sc, sr], lengths)[0]),
             "calibration_error": float(sum(r["n"] * abs(r["confidence"] - r["accuracy"]) for r in rel) / n),
@@ -299,7 +300,9 @@ def report_card(chosen_scores, rejected_scores,  # the reward model's scores on 
     words = (f"{name[:1].upper()}{name[1:]} picks the chosen response in {rm.mean():.1%} of {n} held-out pairs (95% interval {low:.1%} to {high:.1%}). "
              f"Against the length shortcut: {vs['length']['sentence']} Against a bag of words: {vs['bag_of_words']['sentence']} "
              f"It agrees with the length shortcut on {card['agreement_length']:.0%} of pairs and with the bag of words on "
-             f"{card['agreement_bag_of_words']:.0%}; its scores' rank correlation with response length is {card['length_correlation']:+.2f}.")
+             f"{card['agreement_bag_of_words']:.0%}; its scores' rank correlation with response length is {card['length_correlation']:+.2f}."
+             + (f" The bag of words had no preference on {bow['ties']} of the {n} pairs, and a coin settled those: there its "
+                f"accuracy is a coin's, and so is a comparison with it." if bow["ties"] else ""))
     verdict = ("It beats every shortcut by more than the noise." if not flags else
                f"Warning: it does not beat {' or '.join('the length shortcut' if f == 'length' else 'the bag of words' for f in flags)} "
                f"by more than the noise: its accuracy alone does not show that it learnt more than the shortcut.")

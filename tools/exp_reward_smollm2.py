@@ -11,6 +11,7 @@ Written as JSON, with the machine:
     python tools/exp_reward_smollm2.py --json tools/exp_reward_smollm2.json     # about 12 minutes on 2 CPU cores
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np
 import torch
 
-from ftbook.data import split_data
+from ftbook.data import DATA_DIR, SHIPPED, split_data
 from ftbook.models import load_tokenizer
 from ftbook.reward import RewardModelConfig, load_preferences, load_reward_model, report_card, train_pairwise
 from ftbook.stats import compare
@@ -55,7 +56,8 @@ def main():
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)  # the chapter's split
     cfg = RewardModelConfig.for_profile("cpu")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    out = {"experiment": "exp_reward_smollm2", "machine": device, "torch": torch.__version__, "train_pairs": len(train),
+    data = hashlib.sha256((DATA_DIR / SHIPPED["preferences"][0]).read_bytes()).hexdigest()  # the chapter checks it reads the same pairs
+    out = {"experiment": "exp_reward_smollm2", "machine": device, "torch": torch.__version__, "data_sha256": data, "train_pairs": len(train),
            "eval_pairs": len(test), "config": {k: getattr(cfg, k) for k in ("num_epochs", "batch_size", "max_length", "learning_rate", "seed")},
            "models": {}}
     for name in MODELS:
