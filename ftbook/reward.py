@@ -89,7 +89,8 @@ def bag_of_words_baseline(train: Dataset, eval: Dataset,  # preference pairs: `c
     diff = vec.transform(train["chosen"]) - vec.transform(train["rejected"])  # (N, V): one row per pair
     from scipy.sparse import vstack
     X, y = vstack([diff, -diff]), np.r_[np.ones(diff.shape[0]), np.zeros(diff.shape[0])]  # each pair in both orders
-    g = np.unique(train["group"], return_inverse=True)[1] if "group" in train.column_names else np.arange(diff.shape[0])
+    keys = train["group"] if "group" in train.column_names else [None] * diff.shape[0]
+    g = np.unique([f"g:{k}" if k not in (None, "") else f"pair:{i}" for i, k in enumerate(keys)], return_inverse=True)[1]
     groups = np.r_[g, g]  # a pair's two orders, and pairs of one group, stay in one fold
     search = GridSearchCV(LogisticRegression(fit_intercept=False, max_iter=5000), {"C": [0.1, 1, 10, 100]},
                           cv=GroupKFold(n_splits=3), scoring="accuracy").fit(X, y, groups=groups)

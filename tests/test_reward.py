@@ -215,3 +215,9 @@ def test_load_preferences_keeps_groups_and_split_respects_them():
     assert "group" in ds.column_names
     tr, ev = split_data(ds, eval_size=0.2, seed=0)
     assert not set(tr["group"]) & set(ev["group"])
+
+
+def test_bag_of_words_folds_take_pairs_with_and_without_a_group():
+    rows = [dict(r, group=(r["group"] if i % 3 else None)) for i, r in enumerate(_twins())]  # some pairs carry no group
+    bw = bag_of_words_baseline(Dataset.from_list(rows[:12]), Dataset.from_list(rows[12:]))
+    assert len(bw["correct"]) == 8 and 0 <= bw["accuracy"] <= 1
