@@ -588,8 +588,7 @@ def cmd_score(args) -> int:
     for line, r in read_records(Path(args.input)):
         for k in ("prompt", "response"):
             if not isinstance(r.get(k), str) or not r[k].strip():
-                raise DataError(args.input, line, k, "is not text" if isinstance(r.get(k), (int, float, bool, list, dict)) else
-                                "missing or empty",
+                raise DataError(args.input, line, k, "missing or empty" if r.get(k) is None or isinstance(r[k], str) else "is not text",
                                 "give every record a prompt and a response")
         rows.append((line, r["prompt"], r["response"]))
     resolve_model(args.model)

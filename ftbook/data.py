@@ -21,7 +21,8 @@ from .config import DATA_DIR, DataError
 
 # %% auto #0
 __all__ = ['FORMATS', 'ROLES', 'READERS', 'SHIPPED', 'detect_format', 'check_record', 'read_records', 'ratings_from_preferences',
-           'load_data', 'to_messages', 'label_names', 'encode_labels', 'split_key', 'split_data', 'plot_lengths']
+           'load_data', 'to_messages', 'label_names', 'encode_labels', 'split_key', 'record_group', 'split_data',
+           'plot_lengths']
 
 # %% ../nbs/02_data.ipynb #33a20876
 from datasets import Dataset
@@ -329,6 +330,12 @@ def split_key(rec: dict) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
+def record_group(rec: dict) -> str | None:
+    "A record's `group` as a string, or None when it has none (no field, null or empty)."
+    g = rec.get("group")
+    return None if g in (None, "") else str(g)
+
+
 def split_data(ds: Dataset,
                eval_size: float = 0.2,  # share of examples (approximately) that go to eval
                seed: int = 0,  # changes which examples go where
@@ -337,7 +344,7 @@ def split_data(ds: Dataset,
     with a `group` field are split by it instead, so records that belong together (say, two prompts that share their
     answers) stay on one side."""
     def to_eval(rec):
-        key = f"group:{rec['group']}" if rec.get("group") not in (None, "") else _norm(split_key(rec))
+        key = f"group:{g}" if (g := record_group(rec)) else _norm(split_key(rec))
         h = hashlib.sha1(f"{seed}:{key}".encode()).digest()
         return int.from_bytes(h[:8], "big") / 2**64 < eval_size
     flags = [to_eval(r) for r in ds]

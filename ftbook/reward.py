@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import ConfigError, Profile, Result, check_ranges, get_profile, sized_for
-from .data import load_data, split_data
+from .data import load_data, record_group, split_data
 
 # %% auto #0
 __all__ = ['FULL_LR', 'load_preferences', 'length_baseline', 'bag_of_words_baseline', 'encode_response', 'score', 'score_pairs',
@@ -57,7 +57,7 @@ def load_preferences(source: str | os.PathLike,  # 'preferences', or a .jsonl/.j
         row = _flatten(r)
         for k in ("chosen_rating", "rejected_rating"):
             if r.get(k) is not None: row[k] = float(r[k])
-        if r.get("group") not in (None, ""): row["group"] = str(r["group"])  # pairs that must share a side of a split
+        if (g := record_group(r)): row["group"] = g  # pairs that must share a side of a split
         rows.append(row)
     return Dataset.from_list(rows)
 
@@ -89,8 +89,7 @@ def bag_of_words_baseline(train: Dataset, eval: Dataset,  # preference pairs: `c
     diff = vec.transform(train["chosen"]) - vec.transform(train["rejected"])  # (N, V): one row per pair
     from scipy.sparse import vstack
     X, y = vstack([diff, -diff]), np.r_[np.ones(diff.shape[0]), np.zeros(diff.shape[0])]  # each pair in both orders
-    keys = train["group"] if "group" in train.column_names else [None] * diff.shape[0]
-    g = np.unique([f"g:{k}" if k not in (None, "") else f"pair:{i}" for i, k in enumerate(keys)], return_inverse=True)[1]
+    g = np.unique([f"group:{k}" if (k := record_group(r)) else f"pair:{i}" for i, r in enumerate(train)], return_inverse=True)[1]
     groups = np.r_[g, g]  # a pair's two orders, and pairs of one group, stay in one fold
     search = GridSearchCV(LogisticRegression(fit_intercept=False, max_iter=5000), {"C": [0.1, 1, 10, 100]},
                           cv=GroupKFold(n_splits=3), scoring="accuracy").fit(X, y, groups=groups)

@@ -15,8 +15,9 @@ BUDGET_S = 150
 "Seconds a notebook may take on the cpu profile on a 2-core machine."
 OVER_BUDGET_S = {"03_pitfalls": 180, "04_selfsup": 180, "05a_classify": 180, "12_cli": 180}
 """Notebooks measured near or over BUDGET_S on the 2-core machine in CI: 03 at 138 s, 04 at 133 s, 05a at 158 s, and 12
-at 138 s alone since its quick tour runs the reward recipe too (24 steps, to learn the twin preferences). Run-to-run variance in CI could fail the first two at
-BUDGET_S; 05a and 12 are still to be cut. The limit they are held to until then."""
+at 138 s alone since its quick tour runs the reward recipe too (24 steps, to learn the twin preferences). Run-to-run
+variance in CI could fail the first two at BUDGET_S; 05a and 12 are still to be cut. The limit they are held to until
+then."""
 TIMES: dict[str, float] = {}
 
 
