@@ -24,7 +24,8 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'model_flags', 'training_flags', 'training_overrides', 'check_out', 'prepare_out', 'cmd_models',
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
-           'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser']
+           'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
+           'add_rlhf_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -616,3 +617,65 @@ def add_score_parser(sub):
 
 # %% ../nbs/12_cli.ipynb #611749f7
 TOUR.append(("reward", "ftbook.reward:reward_recipe"))
+
+# %% ../nbs/12_cli.ipynb #9f656d62
+def cmd_rlhf(args) -> int:
+    "Optimise --policy against --reward on --prompts; write the policy, metrics, samples before and after, and the curves."
+    import math
+    from dataclasses import asdict
+    import numpy as np
+    from ftbook.config import DataError, get_profile, model_for
+    from ftbook.models import load_tokenizer, resolve_model
+    from ftbook.rlhf import RLHFConfig, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
+    from ftbook.train import save_model
+    check_out(args)
+    if args.grad_accum: raise ConfigError("--grad-accum does not apply to ftbook rlhf: each update is one batch of responses\n"
+                                          "Fix: set the responses per update with --batch-size")
+    prompts = load_prompts(args.prompts)
+    over = {k: v for k, v in training_overrides(args).items() if k not in ("num_epochs", "max_steps", "grad_accum")}
+    cfg = RLHFConfig.for_profile(algo=args.algo, kl_coef=args.kl_coef, **over,
+                                 **({"num_generations": args.num_generations} if args.num_generations else {}),
+                                 **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
+    if args.eval_prompts: train, held = prompts, load_prompts(args.eval_prompts)
+    else:
+        order = np.random.default_rng(cfg.seed).permutation(len(prompts))
+        k = len(prompts) // 5
+        if k < 1: raise DataError(args.prompts, None, "prompt", f"has {len(prompts)} prompts, too few to hold a fifth out for the "
+                                  "before/after measurement", "add prompts, or pass --eval-prompts FILE")
+        train, held = [prompts[i] for i in order[k:]], [prompts[i] for i in order[:k]]
+    steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
+    cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
+    reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
+    name = args.policy or model_for("causal_lm", get_profile())
+    resolve_model(name)
+    tok, policy = load_tokenizer(name), load_policy(name, cfg)
+    out = prepare_out(args)
+    res = train_rlhf(policy, tok, train, held, reward_fn, cfg, judge_fn=judge_fn, output_dir=out / "checkpoints", resume=args.resume)
+    save_model(policy, tok, out / "model")
+    atomic_write(out / "samples.jsonl", "".join(json.dumps(p) + "\n" for p in res.predictions))
+    atomic_write(out / "rlhf.png", _png(plot_runs({cfg.algo: res.history}, title=f"{name}, {cfg.algo}")))
+    write_metrics(out, res.metrics, {**asdict(cfg), "policy": name, "reward": args.reward, "judge": args.judge,
+                                     "prompts": str(args.prompts), "eval_prompts": str(args.eval_prompts or "")})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'model'}, {out / 'metrics.json'}, {out / 'samples.jsonl'} and {out / 'rlhf.png'}")
+    return 0
+
+
+@verb
+def add_rlhf_parser(sub):
+    p = sub.add_parser("rlhf", help="optimise a policy against a reward model or rule with PPO, RLOO or GRPO")
+    p.add_argument("--policy", help="decoder preset, folder or hub id (default: the profile's, smollm2-135m-instruct on cpu)")
+    p.add_argument("--reward", required=True, help="a reward model folder (ftbook reward's OUT/model) or rule:NAME (distinct, brevity, on_topic)")
+    p.add_argument("--judge", default="rule:distinct", help="a second scorer, never trained on: folder or rule:NAME (default: rule:distinct)")
+    p.add_argument("--prompts", required=True, help="prompts: .txt (one per line) or .jsonl/.json/.csv/.tsv with prompt or messages")
+    p.add_argument("--eval-prompts", help="held-out prompts for before/after (default: a fifth of --prompts)")
+    p.add_argument("--algo", choices=("ppo", "rloo", "grpo"), default="ppo", help="ftbook's PPO (default), or TRL's RLOO or GRPO")
+    p.add_argument("--kl-coef", type=_number(float, 0, False, "a number >= 0"), default=0.05,
+                   help="beta: reward lost per nat of KL to the starting policy (default 0.05; 0 removes the penalty)")
+    p.add_argument("--num-generations", type=_number(int, 2, False, "a whole number >= 2"), help="rloo/grpo: responses per prompt (default 4)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, help="response length limit (default: the profile's, 24 on cpu)")
+    training_flags(p, "rlhf", "0: never", lora="LoRA adapters", lora_r=16)
+    p.set_defaults(func=cmd_rlhf)
+
+# %% ../nbs/12_cli.ipynb #9e15da5d
+TOUR.append(("rlhf", "ftbook.rlhf:rlhf_recipe"))
