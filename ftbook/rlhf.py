@@ -68,7 +68,7 @@ def token_logprobs(logits: torch.Tensor,  # (B, T, V) scores of the next token a
 def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor,  # (B, T) log-probs of the sampled tokens under the policy and the reference
                  kind: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from tokens sampled by the policy: 'k1' is log(p/q) (unbiased,
-    negative on some tokens), 'k3' is (q/p - 1) - log(q/p) (unbiased, never negative, lower variance)."""
+    negative on some tokens), 'k3' is (q/p - 1) - log(q/p) (unbiased, never negative, lower variance while p and q are close)."""
     d = logp - ref_logp
     if kind == "k1": return d
     if kind == "k3": return torch.expm1(-d) + d
@@ -157,7 +157,6 @@ class RLHFConfig:
     lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA adapters of this rank (the reference is the adapters switched off)
     lora_alpha: int = 0  # adapter scale = lora_alpha / lora_r (0: 2 * lora_r)
     lora_targets: str = "all-linear"
-    eval_every: int = 0  # evaluate on the held-out prompts every this many updates (0: before and after only)
     save_steps: int = 0  # ppo: write a checkpoint every this many updates (0: none); `resume` continues from the last
     seed: int = 0  # the value head, prompt order, and sampling: rollouts are reproducible from (seed, step)
 
@@ -387,7 +386,9 @@ class HealthCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "reward" not in logs: return
-        self.monitor.update({"step": state.global_step, "reward": logs.get("reward"), "kl": logs.get("kl"),
+        kl, length = logs.get("kl"), logs.get("completions/mean_length")
+        if kl is not None and length: kl = kl * length  # TRL logs KL per token; the monitor reads nats per response
+        self.monitor.update({"step": state.global_step, "reward": logs.get("reward"), "kl": kl,
                              "entropy": logs.get("entropy"), "mean_length": logs.get("completions/mean_length"),
                              "zero_std_share": logs.get("frac_reward_zero_std"),
                              "judge": logs.get(f"rewards/{self.judge}/mean") if self.judge else None})
