@@ -1,0 +1,144 @@
+"""DPO: the hand-written loss against TRL's on one batch, a run that lifts held-out accuracy above chance beyond its
+interval, the displacement alarm on a run built to displace the chosen answers (and the SFT term reducing it), the
+monitor's silence on a healthy run, and malformed preference records refused before anything is written."""
+import json
+import math
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
+from ftbook.config import ConfigError, DataError
+from ftbook.data import split_data
+from ftbook.dpo import (DPOMonitor, DPORunConfig, _next_token_logits, as_conversation, dpo_loss, dpo_trainer, load_pairs,
+                        pair_summary, response_logps, train_dpo)
+from ftbook.models import load_tokenizer
+from ftbook.rlhf import load_policy
+from ftbook.train import training_args
+from conftest import run_cli
+
+TINY = "tiny-llama"
+WORDS = "apple river stone cloud garden window candle bridge forest mirror".split()
+
+
+def _pairs(n, seed, chosen, rejected):
+    rng = random.Random(seed)
+    return Dataset.from_list([as_conversation({"prompt": f"Name a thing: {a} or {b}?", "chosen": chosen.format(a=a, b=b),
+                                               "rejected": rejected.format(a=a, b=b)}) for a, b in (rng.sample(WORDS, 2) for _ in range(n))])
+
+
+@pytest.fixture(scope="module")
+def tok(): return load_tokenizer(TINY)
+
+
+def test_dpo_loss_by_hand_on_toy_numbers():
+    loss, rw, rl = dpo_loss(torch.tensor([-10.0]), torch.tensor([-14.0]), torch.tensor([-11.0]), torch.tensor([-12.0]), beta=0.1)
+    assert torch.allclose(rw, torch.tensor([0.1])) and torch.allclose(rl, torch.tensor([-0.2]))
+    assert abs(float(loss) - math.log1p(math.exp(-0.3))) < 1e-6  # -log sigmoid(0.3)
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5])
+def test_hand_written_loss_equals_trl_on_one_batch(tmp_path, tok, beta):
+    cfg = DPORunConfig.for_profile(beta=beta)
+    policy = load_policy(TINY, cfg)
+    with torch.no_grad():
+        for p in policy.parameters(): p.add_(0.02 * torch.randn_like(p, generator=torch.Generator().manual_seed(1)))
+    pairs = split_data(load_pairs("preferences"), eval_size=0.2, seed=0)[0].select(range(8))
+    trainer = dpo_trainer(policy, tok, pairs, None, cfg, tmp_path, ref_model=load_policy(TINY, cfg))
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        trl = float(trainer.compute_loss(trainer.model, batch))
+        ids, attn, comp = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+        pol = response_logps(_next_token_logits(trainer.model, ids, attn), ids, comp)
+        ref = response_logps(_next_token_logits(trainer.ref_model, ids, attn), ids, comp)
+    n = len(pol) // 2
+    ours = float(dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], beta)[0].mean())
+    assert abs(ours - math.log(2)) > 1e-3, "the policy must differ from its reference for the check to mean anything"
+    assert abs(ours - trl) < 1e-5, (ours, trl)
+
+
+def test_dpo_lifts_held_out_accuracy_above_chance_beyond_its_interval(tok):
+    train, held = _pairs(64, 0, "Sure: {a}.", "No. {b}."), _pairs(32, 1, "Sure: {a}.", "No. {b}.")
+    cfg = DPORunConfig.for_profile(beta=0.3, max_steps=12, learning_rate=1e-3, batch_size=8, eval_steps=6)
+    mon = DPOMonitor(verbose=False)
+    res = train_dpo(load_policy(TINY, cfg), tok, train, held, cfg, monitor=mon)
+    m = res.metrics
+    assert m["reward_accuracy_low"] > 0.5, m  # the interval's lower end is above chance
+    assert m["reward_accuracy"] > m["reference_accuracy"], m  # and above the untrained model's own preference
+    assert abs(m["eval_loss_before"] - math.log(2)) < 1e-6 and m["eval_loss_after"] < m["eval_loss_before"]
+    assert [h["step"] for h in res.history if "accuracy" in h] == [0, 6, 12]
+    assert "displacement" not in [a["kind"] for a in mon.alarms] and "chance" not in [a["kind"] for a in mon.alarms]
+
+
+@pytest.mark.slow
+def test_displacement_alarm_fires_and_the_sft_term_reduces_it(tmp_path, tok):
+    tail = "{x} is my answer, thank you for asking."
+    train, held = _pairs(64, 0, tail.replace("{x}", "{a}"), tail.replace("{x}", "{b}")), _pairs(32, 1, tail.replace("{x}", "{a}"), tail.replace("{x}", "{b}"))
+    warm = load_policy(TINY, DPORunConfig())
+    both = Dataset.from_list([{"prompt": r["prompt"], "chosen": r[a], "rejected": r[b]} for r in train for a, b in (("chosen", "rejected"), ("rejected", "chosen"))])
+    args = training_args(tmp_path / "warm", cls=DPOConfig, loss_type=["sft"], max_steps=60, learning_rate=3e-3,
+                         per_device_train_batch_size=8, logging_steps=100, disable_tqdm=True, gradient_checkpointing=False)
+    DPOTrainer(model=warm, args=args, train_dataset=both, processing_class=tok).train()
+    warm.save_pretrained(tmp_path / "m"); tok.save_pretrained(tmp_path / "m")
+    out = {}
+    for w in (0.0, 1.0):
+        cfg = DPORunConfig.for_profile(max_steps=24, eval_steps=8, learning_rate=1e-3, batch_size=8, sft_weight=w)
+        mon = DPOMonitor(verbose=False)
+        out[w] = train_dpo(load_policy(tmp_path / "m", cfg), tok, train, held, cfg, monitor=mon).metrics, [a["kind"] for a in mon.alarms]
+    (plain, plain_alarms), (sft, sft_alarms) = out[0.0], out[1.0]
+    assert "displacement" in plain_alarms and plain["chosen_logp_change"] < -1, (plain, plain_alarms)
+    assert sft["chosen_logp_change"] > plain["chosen_logp_change"] + 1 and "displacement" not in sft_alarms, (sft, sft_alarms)
+
+
+def test_monitor_explains_and_raises_each_alarm_once():
+    s = lambda step, **kw: {"step": step, "accuracy": 0.7, "accuracy_low": 0.5, "accuracy_high": 0.85, "margin": 0.1,
+                            "chosen_logp_change": -0.2, "rejected_logp_change": -1.0, "kl": 1.0, "saturated": 0.1, "loss": 0.6, **kw}
+    mon = DPOMonitor(total_steps=10, verbose=False)
+    mon.update(s(0, margin=0.0, chosen_logp_change=0.0, kl=0.0)); mon.update(s(2))
+    assert mon.alarms == []
+    mon.update(s(4, margin=0.3, chosen_logp_change=-2.5))
+    mon.update(s(6, accuracy=0.5, kl=25.0, saturated=0.95))
+    assert sorted(a["kind"] for a in mon.alarms) == ["chance", "displacement", "kl_runaway", "saturated"]
+    assert mon.update(s(8, margin=0.9, chosen_logp_change=-4.0)) == []
+    text = DPOMonitor.explain(s(4, margin=0.3, chosen_logp_change=-0.5))
+    assert "70% of held-out pairs" in text and "rejected fall faster" in text
+
+
+def test_pair_summary_counts_ties_as_half():
+    z = {k: [0.0, 0.0] for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "kl", "chosen_nll")}
+    import numpy as np
+    s = pair_summary({k: np.array(v) for k, v in z.items()}, beta=0.1)
+    assert s["accuracy"] == 0.5 and s["margin"] == 0 and abs(s["loss"] - math.log(2)) < 1e-9
+
+
+BAD = [({"prompt": "Hi?", "chosen": "Hello.", "rejected": "Hello."}, "field 'rejected'"),
+       ({"prompt": "Hi?", "chosen": "  ", "rejected": "Go away."}, "field 'chosen'"),
+       ({"chosen": "Hello.", "rejected": "Go away."}, "'prompt'"),
+       ({"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "user", "content": "Hi?"}],
+         "rejected": [{"role": "assistant", "content": "Go away."}]}, "field 'chosen'"),
+       ({"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "No."}],
+         "rejected": [{"role": "assistant", "content": "No."}]}, "field 'rejected'")]
+
+
+@pytest.mark.parametrize("rec,where", BAD)
+def test_malformed_pairs_are_refused_with_file_line_and_field(tmp_path, rec, where):
+    good = {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps(good) + "\n" + json.dumps(rec) + "\n")
+    with pytest.raises(DataError) as e: load_pairs(f)
+    assert str(f) in str(e.value) and "line 2" in str(e.value) and where in str(e.value) and "Fix:" in str(e.value)
+
+
+def test_cli_refuses_malformed_pairs_before_writing_anything(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}) + "\n" + json.dumps({"prompt": "Hi?", "chosen": "", "rejected": "x"}) + "\n")
+    r = run_cli("dpo", "--model", TINY, "--train", f, "--out", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "line 2" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError): DPORunConfig(beta=0)
+    with pytest.raises(ConfigError): DPORunConfig(sft_weight=-1)
