@@ -25,7 +25,7 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
-           'add_rlhf_parser']
+           'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -679,3 +679,54 @@ def add_rlhf_parser(sub):
 
 # %% ../nbs/12_cli.ipynb #9e15da5d
 TOUR.append(("rlhf", "ftbook.rlhf:rlhf_recipe"))
+
+# %% ../nbs/12_cli.ipynb #7f90f25f
+def cmd_dpo(args) -> int:
+    "DPO of --model on --train pairs, measured on --eval; write the model, metrics, held-out pair rewards and the curves."
+    from dataclasses import asdict
+    from ftbook.config import DataError, get_profile, model_for
+    from ftbook.data import split_data
+    from ftbook.dpo import DPORunConfig, load_pairs, plot_dpo, train_dpo
+    from ftbook.models import load_tokenizer, resolve_model
+    from ftbook.rlhf import load_policy
+    from ftbook.train import save_model
+    check_out(args)
+    cfg = DPORunConfig.for_profile(beta=args.beta, sft_weight=args.rpo_alpha, eval_steps=args.eval_steps, **training_overrides(args),
+                                   **({"max_length": args.max_length} if args.max_length else {}))
+    train = load_pairs(args.train)
+    if args.eval: held = load_pairs(args.eval)
+    else:
+        train, held = split_data(train, eval_size=0.2, seed=cfg.seed)
+        if len(train) < 1 or len(held) < 1:
+            raise DataError(args.train, None, "prompt", f"has too few distinct prompts ({len(train) + len(held)} pairs) to hold "
+                            "some out for the measurements", "pass a separate --eval file, or add pairs")
+    name = args.model or model_for("causal_lm", get_profile())
+    resolve_model(name)
+    tok, policy = load_tokenizer(name), load_policy(name, cfg)
+    out = prepare_out(args)
+    res = train_dpo(policy, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
+    save_model(policy, tok, out / "model")
+    atomic_write(out / "pairs.jsonl", "".join(json.dumps(p) + "\n" for p in res.predictions))
+    atomic_write(out / "dpo.png", _png(plot_dpo({"dpo": res.history}, title=f"{name}, beta {cfg.beta:g}")))
+    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'model'}, {out / 'metrics.json'}, {out / 'pairs.jsonl'} and {out / 'dpo.png'}")
+    return 0
+
+
+@verb
+def add_dpo_parser(sub):
+    p = sub.add_parser("dpo", help="Direct Preference Optimization of a chat model on preference pairs")
+    p.add_argument("--model", help="decoder preset, folder or hub id (default: the profile's, smollm2-135m-instruct on cpu)")
+    p.add_argument("--train", required=True, help="preference pairs: prompt, chosen, rejected as text or conversations (.jsonl, .json, .csv, .tsv)")
+    p.add_argument("--eval", help="held-out pairs for the measurements (default: a fifth of --train, split by prompt)")
+    p.add_argument("--beta", type=POSITIVE_FLOAT, default=0.1, help="how strongly the policy is held to the reference (default 0.1)")
+    p.add_argument("--rpo-alpha", type=_number(float, 0, False, "a number >= 0"), default=0.0,
+                   help="weight of an SFT term on the chosen answers, against likelihood displacement (default 0: none)")
+    p.add_argument("--eval-steps", type=COUNT, default=0, help="measure the held-out pairs every N steps (default 0: before and after only)")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens of prompt and answer together (default: the profile's, 192 on cpu)")
+    training_flags(p, "dpo", "0: never", lora="LoRA adapters (the reference is the adapters switched off)", lora_r=16)
+    p.set_defaults(func=cmd_dpo)
+
+# %% ../nbs/12_cli.ipynb #d04ae99d
+TOUR.append(("dpo", "ftbook.dpo:dpo_recipe"))

@@ -44,8 +44,9 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     m = {x["name"]: x["metrics"] for x in report["recipes"]}
-    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf"]
+    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo"]
     assert {"reward_before", "reward_after", "judge_before", "judge_after", "kl_to_reference"} <= set(m["rlhf"])
+    assert {"reward_accuracy", "reward_margin", "chosen_logp_change", "kl_to_reference", "eval_loss_after"} <= set(m["dpo"])
     check_tour_headlines(m)
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

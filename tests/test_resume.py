@@ -89,3 +89,8 @@ def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
 def test_reward_resumes_exactly(tmp_path, files):
     assert_resumes_exactly(tmp_path, ["reward", "--model", "tiny-bert", "--train", files["pairs"], "--eval", files["pairs"],
                                       "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])
+
+
+def test_dpo_resumes_exactly(tmp_path, files):
+    assert_resumes_exactly(tmp_path, ["dpo", "--model", "tiny-llama", "--train", files["pairs"], "--eval", files["pairs"],
+                                      "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])
