@@ -308,7 +308,7 @@ def plan_line(n_examples: int,  # training examples
               num_epochs: float | None = None,  # passes over the data (None: `steps` decide)
              ) -> str:
     "The one line a run prints before it trains: examples, tokens, steps, batch, learning rate and schedule."
-    warm = round(warmup_steps * steps) if 0 < warmup_steps < 1 else int(warmup_steps)
+    warm = math.ceil(warmup_steps * steps) if 0 < warmup_steps < 1 else int(warmup_steps)  # as transformers counts them
     span = f"{num_epochs:g} epoch{'s' if num_epochs != 1 else ''} = " if num_epochs else ""
     return (f"plan: {n_examples:,} examples ({n_tokens:,} tokens), {span}{steps:,} steps of {batch_size} x {grad_accum}, "
             f"learning rate {learning_rate:g}, {warm} warm-up steps, then "

@@ -74,8 +74,12 @@ def test_dpo_lifts_held_out_accuracy_above_chance_beyond_its_interval(tok):
 
 @pytest.mark.slow
 def test_displacement_alarm_fires_and_the_sft_term_reduces_it(tmp_path, tok):
-    tail = "{x} is my answer, thank you for asking."
-    train, held = _pairs(64, 0, tail.replace("{x}", "{a}"), tail.replace("{x}", "{b}")), _pairs(32, 1, tail.replace("{x}", "{a}"), tail.replace("{x}", "{b}"))
+    good, bad = "apple river stone cloud garden".split(), "window candle bridge forest mirror".split()
+    def word_pairs(n, seed):
+        rng = random.Random(seed)
+        return Dataset.from_list([as_conversation({"prompt": "Name a thing.", "chosen": f"{rng.choice(good)} is my answer, thank you for asking.",
+                                                   "rejected": f"{rng.choice(bad)} is my answer, thank you for asking."}) for _ in range(n)])
+    train, held = word_pairs(64, 0), word_pairs(32, 1)
     warm = load_policy(TINY, DPORunConfig())
     both = Dataset.from_list([{"prompt": r["prompt"], "chosen": r[a], "rejected": r[b]} for r in train for a, b in (("chosen", "rejected"), ("rejected", "chosen"))])
     args = training_args(tmp_path / "warm", cls=DPOConfig, loss_type=["sft"], max_steps=60, learning_rate=3e-3,
@@ -88,8 +92,18 @@ def test_displacement_alarm_fires_and_the_sft_term_reduces_it(tmp_path, tok):
         mon = DPOMonitor(verbose=False)
         out[w] = train_dpo(load_policy(tmp_path / "m", cfg), tok, train, held, cfg, monitor=mon).metrics, [a["kind"] for a in mon.alarms]
     (plain, plain_alarms), (sft, sft_alarms) = out[0.0], out[1.0]
-    assert "displacement" in plain_alarms and plain["chosen_logp_change"] < -1, (plain, plain_alarms)
+    assert "displacement" in plain_alarms and plain["chosen_logp_change"] < -1 and plain["reward_margin"] > 0, (plain, plain_alarms)
     assert sft["chosen_logp_change"] > plain["chosen_logp_change"] + 1 and "displacement" not in sft_alarms, (sft, sft_alarms)
+
+
+def test_lora_policy_is_its_own_reference_with_no_second_copy(tmp_path, tok):
+    cfg = DPORunConfig.for_profile(lora_r=4)
+    policy = load_policy(TINY, cfg)
+    trainer = dpo_trainer(policy, tok, _pairs(8, 0, "Sure: {a}.", "No. {b}."), None, cfg, tmp_path)
+    assert trainer.ref_model is None and list(policy.peft_config) == ["default"]  # TRL's "ref" adapter copy is dropped
+    with torch.no_grad():
+        loss = float(trainer.compute_loss(trainer.model, next(iter(trainer.get_train_dataloader()))))
+    assert abs(loss - math.log(2)) < 1e-6  # a fresh adapter: the policy equals its reference
 
 
 def test_monitor_explains_and_raises_each_alarm_once():
@@ -107,7 +121,7 @@ def test_monitor_explains_and_raises_each_alarm_once():
 
 
 def test_pair_summary_counts_ties_as_half():
-    z = {k: [0.0, 0.0] for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "kl", "chosen_nll")}
+    z = {k: [0.0, 0.0] for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "kl", "chosen_nll")} | {"chosen_tokens": [3, 5]}
     import numpy as np
     s = pair_summary({k: np.array(v) for k, v in z.items()}, beta=0.1)
     assert s["accuracy"] == 0.5 and s["margin"] == 0 and abs(s["loss"] - math.log(2)) < 1e-9

@@ -135,7 +135,7 @@ def main():
             a["win_rate"] = float(np.mean(wins))
             print(f"{a['arm']}: win rate {a['win_rate']:.2f}, KL {a['metrics']['kl_sampled']:.2f}, {a['seconds']:.0f} s, "
                   f"{a['metrics']['peak_memory_mb']:.0f} MB", flush=True)
-        same = [r["response_before"] for r in out["arms"][0]["rows"]] == [r["response_before"] for r in out["arms"][1]["rows"]]
+        same = len({tuple(r["response_before"] for r in a["rows"]) for a in out["arms"]}) == 1
         out["same_before_responses"] = same
         print(f"every arm's responses before training are the same text: {same}", flush=True)
     if args.json: Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
