@@ -33,7 +33,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from .metrics import classification_metrics
 from .stats import seed_summary
 from .models import embed, load_model, load_tokenizer, resolve_model
-from .train import (LABELS_FILE, add_lora, default_learning_rate, last_checkpoint, print_plan,
+from .lora import add_lora
+from .train import (LABELS_FILE, default_learning_rate, last_checkpoint, print_plan,
                           run_training, save_model, seed_everything, training_args)
 
 # %% ../nbs/05a_classify.ipynb #33b47c7a
@@ -170,6 +171,7 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
                      cfg: ClassifyConfig | None = None,
                      output_dir: str | os.PathLike | None = None,  # checkpoints (None: a temporary folder)
                      resume: bool = False,  # continue from the last complete checkpoint in `output_dir`
+                     callbacks: list = (),  # more `TrainerCallback`s (e.g. chapter 9's step timer)
                     ) -> Result:
     "Fine-tune `model` on `train` and evaluate on `eval`: accuracy, macro-F1, training time, and one prediction record per eval text."
     cfg = cfg or ClassifyConfig.for_profile()
@@ -184,7 +186,8 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
                          data_seed=cfg.seed, logging_steps=10, save_strategy="steps" if cfg.save_steps else "no",
                          save_steps=cfg.save_steps or 500, save_total_limit=2,
                          train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
-    trainer = Trainer(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=list(callbacks))
     ckpt = last_checkpoint(output_dir) if resume else None
     print_plan(len(enc), sum(map(len, enc["input_ids"])), cfg, lr)
     t0 = time.perf_counter()

@@ -25,7 +25,8 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
-           'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser']
+           'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify',
+           'add_verify_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -404,15 +405,10 @@ def add_pretrain_parser(sub):
 TOUR.append(("selfsup", "ftbook.selfsup:selfsup_recipe"))
 
 # %% ../nbs/12_cli.ipynb #f9095573
-def cmd_classify(args) -> int:
-    "Fine-tune a classifier on --train, evaluate on --eval, and write the model, metrics and predictions."
-    from dataclasses import asdict
-    from ftbook.classify import ClassifyConfig, load_classifier, load_labelled, train_classifier
-    from ftbook.config import DataError, get_profile, model_for
-    from ftbook.models import load_tokenizer, resolve_model
-    from ftbook.train import save_model
-    check_out(args)
-    cfg = ClassifyConfig.for_profile(**training_overrides(args), **({"max_length": args.max_length} if args.max_length else {}))
+def _labelled_files(args) -> tuple:
+    "The --train and --eval label files of a classification verb, checked: (train, eval, labels)."
+    from ftbook.classify import load_labelled
+    from ftbook.config import DataError
     train = load_labelled(args.train, args.text_field, args.label_field)
     held = load_labelled(args.eval, args.text_field, args.label_field)
     labels = sorted(set(train["label"]))
@@ -424,6 +420,19 @@ def cmd_classify(args) -> int:
         if str(lab) not in known:
             raise DataError(args.eval, line, args.label_field, f"label {lab!r} does not occur in the training file "
                             f"(its labels: {', '.join(map(str, labels))})", "fix the label, or add training examples of it")
+    return train, held, labels
+
+
+def cmd_classify(args) -> int:
+    "Fine-tune a classifier on --train, evaluate on --eval, and write the model, metrics and predictions."
+    from dataclasses import asdict
+    from ftbook.classify import ClassifyConfig, load_classifier, train_classifier
+    from ftbook.config import get_profile, model_for
+    from ftbook.models import load_tokenizer, resolve_model
+    from ftbook.train import save_model
+    check_out(args)
+    cfg = ClassifyConfig.for_profile(**training_overrides(args), **({"max_length": args.max_length} if args.max_length else {}))
+    train, held, labels = _labelled_files(args)
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name, "encoder")
     tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
@@ -730,3 +739,98 @@ def add_dpo_parser(sub):
 
 # %% ../nbs/12_cli.ipynb #d04ae99d
 TOUR.append(("dpo", "ftbook.dpo:dpo_recipe"))
+
+# %% ../nbs/12_cli.ipynb #8aeb0a89
+def cmd_compare(args) -> int:
+    "Train --model on --train several ways (full, LoRA ranks, attention-only, QLoRA on GPU); write compare.json, compare.png and metrics.json."
+    from dataclasses import asdict
+    from ftbook.config import get_profile, model_for
+    from ftbook.lora import check_ranks, compare, make_arms, plot_compare
+    from ftbook.models import load_tokenizer, resolve_model
+    check_out(args)
+    ranks = check_ranks(args.ranks)
+    over = {k: v for k, v in training_overrides(args).items() if k not in ("lora_r", "lora_targets", "save_steps")}
+    if args.max_length: over["max_length"] = args.max_length
+    if args.task == "classify":
+        from ftbook.classify import ClassifyConfig
+        cfg = ClassifyConfig.for_profile(save_steps=0, **over)
+        train, held, _ = _labelled_files(args)
+        name = args.model or model_for("encoder", get_profile())
+        resolve_model(name, "encoder")
+    else:
+        from ftbook.sft import InstructConfig, load_conversations, prepare_sft
+        cfg = InstructConfig.for_profile(save_steps=0, **over)
+        train, held = load_conversations(args.train), load_conversations(args.eval)
+        name = args.model or model_for("causal_lm", get_profile())
+        resolve_model(name, "decoder")
+        prepare_sft(load_tokenizer(name), train, cfg, name=name, source=args.train)  # masks checked before any training
+    arms = make_arms(ranks, attention_rank=args.attention_rank, qlora=False if args.no_qlora else None)
+    res = compare(args.task, name, train, held, arms, cfg, sources=(args.train, args.eval))  # in temporary folders: --out is untouched
+    out = prepare_out(args)
+    write_json(out / "compare.json", {"task": args.task, "model": str(name), "baseline": res.baseline, "arms": res.history})
+    atomic_write(out / "compare.png", _png(plot_compare(res.history, res.baseline)))
+    write_metrics(out, res.metrics, {**asdict(cfg), "model": str(name), "task": args.task, "ranks": ranks,
+                                     "train": str(args.train), "eval": str(args.eval)})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'compare.json'}, {out / 'compare.png'} and {out / 'metrics.json'}")
+    return 0
+
+
+@verb
+def add_compare_parser(sub):
+    p = sub.add_parser("compare", help="full fine-tuning against LoRA (ranks, targets) and QLoRA on your data, in one table")
+    p.add_argument("--task", required=True, choices=["classify", "sft"], help="what to train: a classifier or a chat model")
+    p.add_argument("--model", help="preset, folder or hub id (default: the profile's encoder for classify, chat model for sft)")
+    p.add_argument("--train", required=True, help="training file, as `ftbook classify` or `ftbook sft` reads it")
+    p.add_argument("--eval", required=True, help="held-out file, same format: the metric and its interval come from it")
+    p.add_argument("--ranks", default="8", help="comma-separated LoRA ranks, e.g. 4,8,16 (default: 8)")
+    p.add_argument("--attention-rank", type=COUNT, help="rank of the attention-only arm (default: the middle rank; 0: no such arm)")
+    p.add_argument("--no-qlora", action="store_true", help="leave out the QLoRA arm (it runs only on a CUDA GPU with bitsandbytes)")
+    p.add_argument("--text-field", default="text", help="classify: column holding the text (default: text)")
+    p.add_argument("--label-field", default="label", help="classify: column holding the label (default: label)")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per example, the rest is cut (default: the profile's)")
+    g = p.add_argument_group("budget (the same for every arm)")
+    g.add_argument("--epochs", type=POSITIVE_FLOAT, default=1, help="passes over the training file (default: 1)")
+    g.add_argument("--max-steps", type=POSITIVE_INT, help="train exactly this many optimizer steps instead of --epochs")
+    g.add_argument("--learning-rate", type=POSITIVE_FLOAT, help="peak learning rate for every arm (default: each method's, ten times higher for adapters)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, help="examples per micro-step (default: the profile's)")
+    g.add_argument("--grad-accum", type=POSITIVE_INT, help="micro-steps per optimizer step")
+    g.add_argument("--seed", type=COUNT, help="seed of new weights and data order, the same for every arm (default: 0)")
+    g.add_argument("--out", default="ftbook-compare", help="output folder (default: ftbook-compare)")
+    g.add_argument("--overwrite", action="store_true", help="replace a finished comparison in --out (otherwise refused)")
+    g.add_argument("--verbose", action="store_true", help="also show the libraries' own logs and progress bars")
+    model_flags(p)
+    p.set_defaults(func=cmd_compare, save_steps=None, resume=False)
+
+
+def cmd_verify(args) -> int:
+    "Round-trip the model in DIR (save, reload, merge, merged reload); exit 0 when every step reproduces its outputs, 1 when one does not."
+    from transformers import AutoTokenizer
+    from ftbook.config import ModelError
+    from ftbook.lora import load_saved, verify
+    d = Path(args.dir)
+    if not d.is_dir(): raise ModelError(str(d), "it is not a folder", "give the model/ folder of an ftbook run, or a folder written by save_pretrained")
+    model = load_saved(d)
+    if not any((d / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+        print(f"FAIL: {d} holds no tokenizer: whoever loads this folder cannot encode text as training did.\n"
+              "Fix: save the tokenizer beside the model (tokenizer.save_pretrained), as ftbook's verbs do")
+        return 1
+    texts = None
+    if args.texts: texts = [l for l in Path(args.texts).read_text().splitlines() if l.strip()] or None
+    res = verify(model, AutoTokenizer.from_pretrained(d), texts, atol=args.atol, rtol=args.rtol)
+    for l in res.lines: print(l)
+    return 0 if res.metrics["passed"] else 1
+
+
+@verb
+def add_verify_parser(sub):
+    p = sub.add_parser("verify", help="check that a saved model or adapter reloads, merges and reloads to the same outputs")
+    p.add_argument("dir", help="a model folder: OUT/model of an ftbook run, or any save_pretrained folder (full or LoRA adapter)")
+    p.add_argument("--texts", help="a text file, one input per line, to compare outputs on (default: 8 general-English paragraphs)")
+    p.add_argument("--atol", type=POSITIVE_FLOAT, default=1e-4, help="allowed |logit difference| (default 1e-4)")
+    p.add_argument("--rtol", type=POSITIVE_FLOAT, default=1e-4, help="plus this share of the largest |logit| (default 1e-4; bf16 needs about 1e-2)")
+    model_flags(p)
+    p.set_defaults(func=cmd_verify)
+
+# %% ../nbs/12_cli.ipynb #0f30a406
+TOUR.append(("lora", "ftbook.lora:lora_recipe"))

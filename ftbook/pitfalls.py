@@ -20,7 +20,8 @@ from .leakage import leakage_report, normalize_text, plant_leaks
 from .metrics import perplexity
 from .models import chat, generate
 from .stats import mcnemar
-from .train import add_lora, run_training, seed_everything, training_args
+from .lora import add_lora
+from .train import run_training, seed_everything, training_args
 
 # %% auto #0
 __all__ = ['FitConfig', 'FitFinding', 'diagnose_fit', 'plot_learning_curves', 'FitWarning', 'keep_best_args',

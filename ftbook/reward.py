@@ -34,7 +34,8 @@ from .stats import compare
 from transformers import TrainingArguments
 
 from .classify import fresh_modules
-from .train import add_lora, seed_everything, default_learning_rate, last_checkpoint, print_plan, run_training, training_args
+from .lora import add_lora
+from .train import seed_everything, default_learning_rate, last_checkpoint, print_plan, run_training, training_args
 
 # %% ../nbs/06_reward.ipynb #6ae854cb
 def _last(messages: list[dict], role: str) -> str:

@@ -35,7 +35,8 @@ from transformers import TrainerCallback
 
 from .models import load_model, load_tokenizer
 from .reward import score
-from .train import (CKPT_MARKER, add_lora, default_learning_rate, last_checkpoint, run_training, seed_everything,
+from .lora import add_lora
+from .train import (CKPT_MARKER, default_learning_rate, last_checkpoint, run_training, seed_everything,
                     training_args, use_progress_bar)
 from tqdm.auto import tqdm
 

@@ -31,7 +31,8 @@ from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from .models import chat, load_model, load_tokenizer
-from .train import (add_lora, default_learning_rate, last_checkpoint, print_plan, run_training,
+from .lora import add_lora
+from .train import (default_learning_rate, last_checkpoint, print_plan, run_training,
                           training_args, use_progress_bar)
 
 # %% ../nbs/05_sft.ipynb #6b92fd15
@@ -298,12 +299,14 @@ def train_sft(model, tokenizer,
               output_dir: str | os.PathLike | None = None,  # checkpoints (None: a temporary folder)
               resume: bool = False,  # continue from the last complete checkpoint in `output_dir`
               name: str = "the model",  # for error messages
+              callbacks: list = (),  # more `TrainerCallback`s (e.g. chapter 9's step timer)
              ) -> Result:
     "Instruction-tune `model` with the loss on assistant tokens only; held-out loss before and after, and the mask report."
     cfg = cfg or InstructConfig.for_profile()
     rep = prepare_sft(tokenizer, train, cfg, name)
     output_dir = output_dir or tempfile.mkdtemp(prefix="ftbook-sft-")
     trainer = _sft_trainer(model, tokenizer, train, eval, cfg, output_dir)
+    for cb in callbacks: trainer.add_callback(cb)
     ckpt = last_checkpoint(output_dir) if resume else None
     ds = trainer.train_dataset  # after TRL's preprocessing: the conversations that keep an answer
     print_plan(len(ds), sum(map(len, ds["input_ids"])), cfg, trainer.args.learning_rate)

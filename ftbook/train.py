@@ -18,7 +18,7 @@ from .config import ConfigError, Profile, atomic_write, get_profile, is_main_pro
 __all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'lr_range_test',
            'suggest_lr', 'plot_lr_range', 'CheckpointMarker', 'last_checkpoint', 'TrainingError',
            'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar', 'planned_steps', 'plan_line', 'print_plan',
-           'run_training', 'save_model', 'plot_losses', 'lora_targets', 'default_learning_rate', 'add_lora']
+           'run_training', 'save_model', 'plot_losses', 'default_learning_rate']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import numpy as np
@@ -392,22 +392,6 @@ def plot_losses(runs: dict[str, list[dict]],  # label -> a Trainer's `state.log_
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02b_train.ipynb #1ccd2282
-def lora_targets(model: torch.nn.Module,  # the model the adapters go on
-                 targets: str | list[str] = "all-linear",  # 'all-linear', or module names, as a list or comma-separated
-                ) -> str | list[str]:
-    "`targets` as peft's `LoraConfig(target_modules=...)` takes them, after checking each name is a linear layer of `model`."
-    if targets == "all-linear": return targets
-    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
-    from transformers.pytorch_utils import Conv1D  # GPT-2 style linear layers
-    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
-    missing = [t for t in names if t not in linear]
-    if missing or not names:
-        raise ConfigError(f"LoRA target module {', '.join(map(repr, missing)) or '(none given)'} is not a linear layer of "
-                          f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}.\n"
-                          f"Fix: pass some of those names (e.g. --lora-targets {','.join(sorted(linear)[:2])}) or 'all-linear'.")
-    return names
-
 # %% ../nbs/02b_train.ipynb #39d20f64
 LORA_LR_SCALE = 10
 "Adapters' default learning rate is this many times the full fine-tuning one."
@@ -419,22 +403,3 @@ def default_learning_rate(learning_rate: float | None,  # the config's value; No
     "The peak learning rate to train with: the one given, else `full` for full fine-tuning and `LORA_LR_SCALE * full` for adapters."
     if learning_rate is not None: return learning_rate
     return full * LORA_LR_SCALE if lora_r else full
-
-
-def add_lora(model,  # a transformers model
-             task: str,  # 'seq-cls' or 'causal-lm', as `load_model` names tasks
-             r: int,  # adapter rank (>= 1): trainable parameters grow linearly with it
-             alpha: int = 0,  # scale numerator: updates are scaled by alpha / r (0: 2 * r)
-             dropout: float = 0.05,  # dropout on the adapter's input
-             targets: str | list[str] = "all-linear",  # linear layers that get adapters (checked by `lora_targets`)
-             train_in_full: list[str] = (),  # more modules to train in full and save with the adapters (weights a checkpoint lacks)
-            ):
-    "`model` wrapped with LoRA adapters by peft; a classifier's new head is trained in full and saved with them."
-    from peft import LoraConfig, get_peft_model
-    kinds = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
-    if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
-    if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
-    cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
-                     target_modules=lora_targets(model, targets),  # SEQ_CLS also puts the head ('classifier'/'score') in:
-                     modules_to_save=list(train_in_full) or None)
-    return get_peft_model(model, cfg)

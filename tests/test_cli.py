@@ -44,7 +44,8 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     m = {x["name"]: x["metrics"] for x in report["recipes"]}
-    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo"]
+    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo", "lora"]
+    assert m["lora"]["round_trip_passed"] == 1 and m["lora"]["lora_r4_trainable_params"] < m["lora"]["full_trainable_params"] / 50
     assert {"reward_before", "reward_after", "judge_before", "judge_after", "kl_to_reference"} <= set(m["rlhf"])
     assert {"reward_accuracy", "reward_margin", "chosen_logp_change", "kl_to_reference", "eval_loss_after"} <= set(m["dpo"])
     check_tour_headlines(m)
