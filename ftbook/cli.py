@@ -810,13 +810,28 @@ def cmd_verify(args) -> int:
     from ftbook.lora import load_saved, verify
     d = Path(args.dir)
     if not d.is_dir(): raise ModelError(str(d), "it is not a folder", "give the model/ folder of an ftbook run, or a folder written by save_pretrained")
-    model = load_saved(d)
+    texts = None
+    if args.texts:
+        from ftbook.config import DataError
+        t = Path(args.texts)
+        if not t.is_file(): raise DataError(t, None, None, "is not a file", "give a text file with one input per line")
+        texts = [l for l in t.read_text(errors="replace").splitlines() if l.strip()]
+        if not texts: raise DataError(t, None, None, "holds no text", "write one input per line")
+    try: model = load_saved(d)
+    except KeyError as e:
+        if any(h in str(e.args[0]).split(".") for h in ("classifier", "score")):
+            print(f"FAIL at 'load': the classification head was not saved: {d} lacks {e}, so peft cannot load the adapter.\n"
+                  "Fix: list the head in LoraConfig(modules_to_save=[...]) when training, as ftbook's add_lora does")
+            return 1
+        raise ModelError(str(d), f"it could not be loaded (KeyError: {e})", "check that the folder is complete") from None
+    except (OSError, ValueError) as e:  # a missing base model, a corrupt config.json, weights that do not fit
+        raise ModelError(str(d), f"it could not be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+                         "check that the folder is complete and, for an adapter, that its base model (adapter_config.json's "
+                         "base_model_name_or_path) can be loaded here") from None
     if not any((d / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
         print(f"FAIL: {d} holds no tokenizer: whoever loads this folder cannot encode text as training did.\n"
               "Fix: save the tokenizer beside the model (tokenizer.save_pretrained), as ftbook's verbs do")
         return 1
-    texts = None
-    if args.texts: texts = [l for l in Path(args.texts).read_text().splitlines() if l.strip()] or None
     res = verify(model, AutoTokenizer.from_pretrained(d), texts, atol=args.atol, rtol=args.rtol)
     for l in res.lines: print(l)
     return 0 if res.metrics["passed"] else 1

@@ -175,12 +175,12 @@ def _proportion_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     return float(ci.low), float(ci.high)
 
 
-def _mean_ci(x, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    from scipy.stats import bootstrap
+def _mean_ci(x, confidence: float = 0.95) -> tuple[float, float]:
+    "Student-t interval of a mean (a percentile bootstrap is too narrow on a few examples)."
+    from scipy.stats import t
     x = np.asarray(x, dtype=float)
-    ci = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=5000, method="percentile",
-                   rng=np.random.default_rng(seed)).confidence_interval
-    return float(ci.low), float(ci.high)
+    half = t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
 
 
 @torch.no_grad()
@@ -231,7 +231,7 @@ class Arm:
 
 def make_arms(ranks=(8,),  # LoRA ranks (all-linear) to compare
               full: bool = True,  # include full fine-tuning
-              attention_rank: int | None = None,  # also LoRA on attention only at this rank (None: the middle rank; 0: no)
+              attention_rank: int | None = None,  # also LoRA on attention only at this rank (None: the middle rank, the larger of two; 0: no)
               qlora: bool | None = None,  # also QLoRA at the middle rank (None: when CUDA and bitsandbytes are present)
              ) -> list[Arm]:
     "The arms of a comparison: full, LoRA at each rank on every linear layer, LoRA on attention only, and QLoRA on GPU."
@@ -250,7 +250,7 @@ def check_ranks(ranks) -> list[int]:
     "LoRA ranks as a list of distinct whole numbers >= 1, from a list or a comma-separated string; else a `ConfigError` saying how to write them."
     items = [s.strip() for s in ranks.split(",")] if isinstance(ranks, str) else list(ranks)
     fix = "Fix: give distinct whole numbers >= 1, comma-separated, e.g. --ranks 4,8,16"
-    if not items or any(not str(r).isdigit() or int(r) < 1 for r in items):
+    if not items or any(not str(r).isdecimal() or int(r) < 1 for r in items):
         raise ConfigError(f"LoRA ranks {ranks!r} are not all whole numbers >= 1\n{fix}")
     out = [int(r) for r in items]
     if len(set(out)) != len(out): raise ConfigError(f"LoRA ranks {ranks!r} repeat a rank\n{fix}")
@@ -258,7 +258,7 @@ def check_ranks(ranks) -> list[int]:
 
 
 def check_rank_fits(model: nn.Module, r: int, targets: str = "all-linear"):
-    "Refuse a rank at or above the smallest adapted layer's width: such an adapter is no longer low rank (it costs more than the layer)."
+    "Refuse a rank at or above the smallest adapted layer's width: such an update is no longer low rank (and above in x out / (in + out) it has more parameters than the layer)."
     shapes = adapted_layers(model, attention_targets(model) if targets == "attention" else targets)
     narrowest = min(min(s) for s in shapes.values())
     if r >= narrowest:
@@ -303,6 +303,16 @@ def _load_arm(task: str, name, labels, cfg, arm: Arm, attention: str):
     return add_lora(load_quantized(name, "causal-lm"), "causal-lm", c.lora_r, c.lora_alpha, 0.05, targets), c
 
 
+def _memory_now_mb() -> float:
+    "Memory in use now, in MiB: the CUDA allocator's on a GPU, else the resident set (Linux; NaN elsewhere)."
+    if torch.cuda.is_available(): return torch.cuda.memory_allocated() / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
 
@@ -318,10 +328,11 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
            ) -> Result:
     """Train every arm on the same data, seed and budget; per arm: trainable parameters, peak memory, seconds per step,
     the task metric with its interval, forgetting, artifact size. Peak memory is the CUDA allocator's peak on a GPU, and on
-    a CPU the resident set's peak above where it stood when the arm began (model load, training and saving)."""
+    a CPU the resident set's peak, each above where it stood when the arm began (model load and training; NaN where the
+    high-water mark cannot be reset)."""
     from ftbook.dpo import peak_memory_mb, reset_peak_memory
     from ftbook.models import load_tokenizer
-    from ftbook.train import save_model
+    from ftbook.train import default_learning_rate, save_model
     if task not in ("classify", "sft"): raise ConfigError(f"compare's task is 'classify' or 'sft', not {task!r}")
     arms = arms or make_arms()
     if not arms: raise ConfigError("compare needs at least one arm")
@@ -330,7 +341,7 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
         probe_texts = ForgettingProbe.shipped(n_texts=16, n_questions=1).texts
     tok = load_tokenizer(name)
     if task == "classify":
-        from ftbook.classify import ClassifyConfig, correct, load_classifier, tfidf_baseline, train_classifier
+        from ftbook.classify import FULL_LR as full_lr, ClassifyConfig, correct, load_classifier, tfidf_baseline, train_classifier
         cfg = cfg or ClassifyConfig.for_profile(save_steps=0)
         labels = sorted(set(train["label"]))
         from collections import Counter
@@ -342,14 +353,19 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
         ref = load_classifier(name, labels, replace(cfg, lora_r=0))
     else:
         from ftbook.metrics import perplexity
-        from ftbook.sft import InstructConfig, load_sft_model, prepare_sft, train_sft
+        from ftbook.sft import FULL_LR as full_lr, InstructConfig, load_sft_model, prepare_sft, train_sft
         cfg = cfg or InstructConfig.for_profile(save_steps=0)
         prepare_sft(tok, train, cfg, str(name))
         ref = load_sft_model(name, replace(cfg, lora_r=0))
         before = perplexity(ref, tok, probe_texts, max_length=128)
         base_losses = conversation_losses(ref, tok, eval, cfg.max_length)
+        if len(base_losses) < 2:
+            from ftbook.config import DataError
+            raise DataError(sources[1], None, "messages", f"has {len(base_losses)} held-out conversation(s) with an answer left "
+                            f"after truncation to {cfg.max_length} tokens; the metric's interval needs at least 2",
+                            "add held-out conversations, or raise max_length (--max-length)")
         baseline = {"name": "no fine-tuning", "metric": float(np.mean(base_losses)), "scores": base_losses}
-    attention = attention_targets(ref)
+    attention = attention_targets(ref) if any(a.targets == "attention" for a in arms) else ""
     for a in arms:
         if a.lora_r: check_rank_fits(ref, a.lora_r, attention if a.targets == "attention" else a.targets)
     if task == "classify":
@@ -360,9 +376,11 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
     rows, scores = [], {}
     for arm in arms:
         gc.collect(); reset_peak_memory()
-        start = 0.0 if torch.cuda.is_available() else peak_memory_mb()  # CPU: the resident set before the arm, left out
+        start = _memory_now_mb()  # what earlier arms and the caller hold: left out of this arm's peak
+        if not torch.cuda.is_available() and peak_memory_mb() - start > 64: start = float("nan")  # the reset did not take
         model, c = _load_arm(task, name, labels if task == "classify" else None, cfg, arm, attention)
         n_trainable, timer = trainable_params(model), StepTimer()
+        lr = default_learning_rate(c.learning_rate, full_lr, c.lora_r)
         with tempfile.TemporaryDirectory(prefix="ftbook-compare-") as tmp:
             if task == "classify":
                 res = train_classifier(model, tok, train, eval, c, output_dir=tmp, callbacks=[timer])
@@ -381,7 +399,7 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
         if on_trained is not None: on_trained(arm, model)
         scores[arm.name] = s
         rows.append({"name": arm.name, "lora_r": arm.lora_r, "targets": attention if arm.targets == "attention" else arm.targets,
-                     "quantized": arm.quantize, "trainable_params": n_trainable, "peak_memory_mb": peak,
+                     "quantized": arm.quantize, "learning_rate": lr, "trainable_params": n_trainable, "peak_memory_mb": peak,
                      "seconds_per_step": timer.per_step(), "train_seconds": res.metrics["train_seconds"],
                      "train_steps": res.metrics["train_steps"], "metric_name": "accuracy" if task == "classify" else "eval_loss",
                      "metric": metric, "metric_low": lo, "metric_high": hi, "forgetting_measure": measure,
@@ -537,7 +555,8 @@ def _differing(a, b, atol: float) -> list[str]:
     for k, v in sa.items():
         if ".original_module." in k: continue  # the untrained copy peft keeps beside a saved head: never used, never saved
         w = sb.get(k)
-        if w is None or w.shape != v.shape or not torch.allclose(v.float().cpu(), w.float().cpu(), atol=atol, rtol=0):
+        if (w is None or w.shape != v.shape or w.dtype != v.dtype
+                or not torch.allclose(v.float().cpu(), w.float().cpu(), atol=atol, rtol=0)):
             out.append(k.rsplit(".", 1)[0])
     return sorted(set(out))
 
@@ -551,7 +570,7 @@ def _why(differing: list[str]  # names of the weights that came back different (
     heads = [d for d in differing if any(h in d.split(".") for h in ("classifier", "score"))]
     if heads: return f"the classification head was not saved ({', '.join(heads[:3])} came back with new random weights); {_SAVE_HEAD}"
     if differing: return f"these weights came back different: {', '.join(differing[:5])}{' ...' if len(differing) > 5 else ''}"
-    return "the outputs changed although every saved weight matches: check the tokenizer and the model config"
+    return "the outputs changed although every weight matches: check the model config (e.g. its dtype, attention or padding settings)"
 
 
 def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters) and its tokenizer
@@ -561,7 +580,9 @@ def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters
            save=None,  # f(model, tokenizer, folder) that writes the model (default: `ftbook.train.save_model`)
            workdir: str | os.PathLike | None = None,  # where the copies go (default: a temporary folder, removed after)
           ) -> Result:
-    "Save, reload into a fresh base, merge and reload the merged model; each step's outputs must match the in-memory model's, or the step is named with what it lost."
+    """Save, reload into a fresh base, merge and reload the merged model; each step's outputs must match the in-memory
+    model's, or the step is named with what it lost. The reload is in full precision: for a QLoRA adapter, expect the
+    4-bit base's rounding in the differences, or reload the base quantized yourself and compare."""
     from ftbook.train import save_model
     save = save or save_model
     if texts is None:
@@ -572,12 +593,13 @@ def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters
     steps = [CheckStep("in memory", True, note=f"{_task_of(model)}, {'LoRA adapter' if is_adapter(model) else 'full model'}, "
                                               f"{len(texts)} texts, tolerance {tol:.2g}")]
 
-    def check(step: str, m, base_for_diff=None) -> bool:
+    def check(step: str, m, base_for_diff=None, note: str = "") -> bool:
         logits, pred = _outputs(m, tokenizer, texts)
         d = float((logits - ref_logits).abs().max()) if logits.shape == ref_logits.shape else float("inf")
         agree = float((pred == ref_pred).float().mean()) if pred.shape == ref_pred.shape else 0.0
         ok = d <= tol and agree == 1.0
-        note = "" if ok else _why(_differing(base_for_diff, m, tol) if base_for_diff is not None else [])
+        if not ok and not note: note = _why(_differing(base_for_diff, m, tol) if base_for_diff is not None else [])
+        if ok: note = ""
         steps.append(CheckStep(step, ok, d, agree, note))
         return ok
 
@@ -596,19 +618,25 @@ def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters
         if not same: return _verify_result(steps)
         try: fresh = load_saved(saved)
         except Exception as e:  # peft raises KeyError when the config lists a head the weights file lacks
-            head = any(h in str(e) for h in ("classifier", "score"))
+            head = isinstance(e, KeyError) and any(h in str(e.args[0]).split(".") for h in ("classifier", "score"))
             steps.append(CheckStep("reload", False, float("nan"), 0.0, f"the classification head was not saved: the adapter folder "
                                    f"lacks {e}, so peft cannot load it; {_SAVE_HEAD}" if head else f"reloading failed: {type(e).__name__}: {e}"))
             return _verify_result(steps)
         if not check("reload", fresh, model): return _verify_result(steps)
         if is_adapter(fresh):
             merged = fresh.merge_and_unload()
-            if not check("merge", merged): return _verify_result(steps)
+            if not check("merge", merged, note="merging changed the outputs: a quantized base (QLoRA) rounds the merged "
+                         "weights; merge into a full-precision copy of the base, or ship the adapter unmerged"):
+                return _verify_result(steps)
             save_model(merged, tokenizer, tmp / "merged")
             back = load_saved(tmp / "merged")
-            dt = {p.dtype for p in back.parameters()} - {p.dtype for p in merged.parameters()}
+            was = {p.dtype for p in merged.parameters()}
+            dt = sorted({str(p.dtype) for p in back.parameters() if p.dtype not in was})
+            if dt:
+                steps.append(CheckStep("merged reload", False, note=f"the merged model came back in {', '.join(dt)}, not in "
+                                       f"{', '.join(sorted(map(str, was)))} as saved: pass dtype= when loading it"))
+                return _verify_result(steps)
             if not check("merged reload", back, merged): return _verify_result(steps)
-            if dt: steps[-1].ok, steps[-1].note = False, f"the merged model came back in {dt}, not the dtype it was saved in"
     finally:
         if workdir is None: shutil.rmtree(tmp, ignore_errors=True)
     return _verify_result(steps)
@@ -625,7 +653,7 @@ def _verify_result(steps: list[CheckStep]) -> Result:
                   history=[vars(s) for s in steps], lines=lines)
 
 # %% ../nbs/09_lora.ipynb #8f0cd87f
-def lora_recipe(quick: bool = False  # full against LoRA r4 on 64 reviews for 1 epoch, instead of four arms on 256 for 1.5 epochs
+def lora_recipe(quick: bool = False  # full against LoRA r4 on 64 reviews for 1 epoch, instead of four arms on 256 for 2 epochs
                ) -> Result:
     "Full fine-tuning against LoRA at two ranks and on attention only, MiniLM on the shipped reviews; then the round trip of one adapter."
     from ftbook.classify import ClassifyConfig, balanced_sample, load_labelled
@@ -635,7 +663,7 @@ def lora_recipe(quick: bool = False  # full against LoRA r4 on 64 reviews for 1 
     name = model_for("encoder")
     train, test = split_data(load_labelled("reviews"), eval_size=0.2)
     train = balanced_sample(train, 64 if quick else 256)
-    cfg = ClassifyConfig.for_profile(save_steps=0, num_epochs=1 if quick else 1.5)
+    cfg = ClassifyConfig.for_profile(save_steps=0, num_epochs=1 if quick else 2)
     arms = make_arms((4,), attention_rank=0, qlora=False) if quick else make_arms((4, 16), attention_rank=4, qlora=False)
     kept = {}
     res = compare("classify", name, train, test, arms, cfg,

@@ -161,3 +161,10 @@ def test_cli_verify(tmp_path, adapter):
     assert r.returncode == 1 and "no tokenizer" in r.stdout, r.stdout + r.stderr
     r = run_cli("verify", tmp_path / "missing")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run_cli("verify", tmp_path / "ok", "--texts", tmp_path / "nope.txt")
+    assert r.returncode == 2 and "nope.txt" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    save_model(adapter[0], adapter[1], tmp_path / "headless")
+    f = tmp_path / "headless" / "adapter_model.safetensors"
+    save_file({k: v for k, v in load_file(f).items() if "classifier" not in k}, f)
+    r = run_cli("verify", tmp_path / "headless")
+    assert r.returncode == 1 and "head was not saved" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
