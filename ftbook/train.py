@@ -15,10 +15,12 @@ from pathlib import Path
 from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
 
 # %% auto #0
-__all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'quiet', 'seed_everything', 'training_args', 'lr_range_test',
-           'suggest_lr', 'plot_lr_range', 'CheckpointMarker', 'last_checkpoint', 'TrainingError',
-           'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar', 'planned_steps', 'plan_line', 'print_plan',
-           'run_training', 'save_model', 'plot_losses', 'default_learning_rate']
+__all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'GIB', 'KNOWN_CONFIGS', 'PRECISIONS', 'CARDS', 'quiet',
+           'seed_everything', 'training_args', 'lr_range_test', 'suggest_lr', 'plot_lr_range', 'CheckpointMarker',
+           'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
+           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'save_model', 'plot_losses',
+           'default_learning_rate', 'model_config', 'Arch', 'arch_of', 'lora_trainable', 'activation_bytes',
+           'estimate_memory', 'measured_peak', 'Plan', 'plan_memory', 'plot_plans']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import numpy as np
@@ -403,3 +405,311 @@ def default_learning_rate(learning_rate: float | None,  # the config's value; No
     "The peak learning rate to train with: the one given, else `full` for full fine-tuning and `LORA_LR_SCALE * full` for adapters."
     if learning_rate is not None: return learning_rate
     return full * LORA_LR_SCALE if lora_r else full
+
+# %% ../nbs/02b_train.ipynb #9f317773
+import copy
+from dataclasses import dataclass, field, replace as _replace
+
+GIB = 2**30
+
+KNOWN_CONFIGS: dict[str, tuple[str, dict]] = {  # hub id -> (model_type, the config.json fields a memory plan reads)
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llama", dict(vocab_size=49152, hidden_size=576, num_hidden_layers=30, num_attention_heads=9,
+                                                         num_key_value_heads=3, intermediate_size=1536, max_position_embeddings=8192, tie_word_embeddings=True)),
+    "HuggingFaceTB/SmolLM2-360M-Instruct": ("llama", dict(vocab_size=49152, hidden_size=960, num_hidden_layers=32, num_attention_heads=15,
+                                                         num_key_value_heads=5, intermediate_size=2560, max_position_embeddings=8192, tie_word_embeddings=True)),
+    "HuggingFaceTB/SmolLM2-1.7B-Instruct": ("llama", dict(vocab_size=49152, hidden_size=2048, num_hidden_layers=24, num_attention_heads=32,
+                                                         num_key_value_heads=32, intermediate_size=8192, max_position_embeddings=8192, tie_word_embeddings=True)),
+    "sentence-transformers/all-MiniLM-L6-v2": ("bert", dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                                           intermediate_size=1536, max_position_embeddings=512)),
+    "google-bert/bert-base-uncased": ("bert", dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                                  intermediate_size=3072, max_position_embeddings=512)),
+    "google-bert/bert-large-uncased": ("bert", dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                                   intermediate_size=4096, max_position_embeddings=512)),
+}
+"The architectures of the models the profiles name, so that a plan for a T4 or an H100 can be made offline, before anything is downloaded."
+
+
+def model_config(name):  # a preset, folder or hub id, a transformers config, or a model
+    "The transformers config of `name`: the model's own, the known table's, or read from the preset, folder or hub."
+    from transformers import AutoConfig, CONFIG_MAPPING, PretrainedConfig
+    if isinstance(name, PretrainedConfig): return name
+    if hasattr(name, "config"): return name.config
+    if str(name) in KNOWN_CONFIGS:
+        kind, kw = KNOWN_CONFIGS[str(name)]
+        return CONFIG_MAPPING[kind](**kw)
+    from ftbook.models import resolve_model
+    return AutoConfig.from_pretrained(resolve_model(name))
+
+
+@dataclass(frozen=True)
+class Arch:
+    "What a memory plan needs to know about a transformer."
+    name: str  # preset or hub id
+    family: str  # 'decoder' (causal, RMSNorm + gated MLP, e.g. Llama) or 'encoder' (BERT)
+    hidden: int  # h, the width of the residual stream
+    layers: int  # L
+    heads: int  # attention heads
+    kv_dim: int  # width of the keys (and values): h for multi-head attention, less with grouped queries
+    intermediate: int  # width of the MLP's hidden layer
+    vocab: int  # V, tokens the output layer scores
+    max_positions: int  # the longest sequence the position embeddings cover
+    n_params: int  # every weight, tied ones once
+    linear_shapes: tuple = ()  # (name, in, out) of every linear layer LoRA's 'all-linear' adapts
+
+
+def arch_of(name,  # a preset, folder or hub id, a transformers config, or a model
+            task: str = "causal-lm",  # the head the run trains: 'causal-lm', 'masked-lm' or 'seq-cls'
+           ) -> Arch:
+    "The model's shape, with its exact parameter count: the model is built on PyTorch's 'meta' device, which allocates no memory."
+    from ftbook.models import TASKS
+    c = model_config(name)
+    if hasattr(name, "parameters"): model = name
+    else:
+        if task == "seq-cls" and c.num_labels != 2: c = copy.deepcopy(c); c.num_labels = 2  # the head is a rounding error
+        with torch.device("meta"): model = TASKS[task].from_config(c)
+    heads = c.num_attention_heads
+    kv = getattr(c, "num_key_value_heads", None) or heads
+    decoder = not getattr(c, "is_encoder_decoder", False) and c.model_type not in ("bert", "roberta", "xlm-roberta", "distilbert", "modernbert", "electra", "deberta-v2")
+    from ftbook.lora import adapted_layers  # the layers PEFT's 'all-linear' adapts (every linear layer but the output head)
+    linears = tuple((n, i, o) for n, (i, o) in adapted_layers(model, "all-linear").items())
+    label = str(name) if isinstance(name, (str, os.PathLike)) else (getattr(c, "_name_or_path", "") or c.model_type)
+    return Arch(label,
+                "decoder" if decoder else "encoder", c.hidden_size, c.num_hidden_layers, heads, kv * (c.hidden_size // heads),
+                c.intermediate_size, c.vocab_size, getattr(c, "max_position_embeddings", 0) or 0,
+                sum(p.numel() for p in model.parameters()), linears)
+
+# %% ../nbs/02b_train.ipynb #e6603859
+PRECISIONS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def lora_trainable(arch: Arch,
+                   r: int,  # adapter rank
+                   targets: str = "all-linear",  # 'all-linear' or comma-separated layer names, as `add_lora` takes them
+                  ) -> int:
+    "Adapter parameters: r x (in + out) for every adapted linear layer of the blocks (a new head adds its own few)."
+    names = None if targets == "all-linear" else {t.strip() for t in str(targets).split(",")}
+    return sum(r * (i + o) for n, i, o in arch.linear_shapes if names is None or n.rsplit(".", 1)[-1] in names)
+
+
+def activation_bytes(arch: Arch,
+                     tokens: int,  # sequences x tokens per sequence in one micro-batch
+                     seq_len: int,  # tokens per sequence
+                     low: int = 4,  # bytes of a low-precision activation: 2 under bf16/fp16 autocast, 4 in float32
+                     checkpointing: bool = False,  # keep only each block's input, recompute the rest in the backward pass
+                     math_attention: bool = False,  # attention without a fused kernel keeps (heads x seq x seq) scores
+                    ) -> tuple[int, int]:
+    """(kept, working) bytes: what autograd keeps for the backward pass through the blocks, and the most the backward pass
+    needs on top at once (one block's gradients, and with checkpointing its recomputed activations)."""
+    h, kv, i = arch.hidden, arch.kv_dim, arch.intermediate
+    if arch.family == "decoder":  # per token: 2 RMSNorms (input, normalised, scaled), q k v, attention out, o input, gate/up/act/product
+        f32, lo = (9 * h + 2 * kv + 4 * i, 0) if low == 4 else (4 * h, 8 * h + 2 * kv + 4 * i)
+    else:  # BERT: q k v and their input, attention out, 2 LayerNorms, dropout outputs, intermediate and GELU
+        f32, lo = (10 * h + 2 * i, 0) if low == 4 else (4 * h, 8 * h + 2 * i)
+    dense, scores = 4 * f32 + low * lo, (3 * arch.heads * seq_len * low if math_attention else 0)
+    block = dense + scores
+    kept = arch.layers * (4 * h if checkpointing else block)  # with checkpointing: each block's float32 input only
+    working = 2 * block if not checkpointing else 4 * dense + 3 * scores  # checkpointing: the block recomputed, then its gradients
+    return tokens * kept, tokens * working
+
+
+def estimate_memory(arch: Arch,  # from `arch_of`
+                    micro_batch: int,  # sequences per forward pass
+                    seq_len: int,  # tokens per sequence
+                    method: str = "full",  # 'full', 'lora' or 'qlora' (4-bit frozen base), or 'inference' (weights in 16 bits unless fp32)
+                    precision: str = "fp32",  # 'fp32', or 'bf16'/'fp16' autocast with float32 master weights
+                    checkpointing: bool = False,  # activation (gradient) checkpointing
+                    lora_r: int = 8, lora_targets: str = "all-linear",
+                    lm_logits: bool = True,  # the run scores every position over the vocabulary (causal or masked LM)
+                    copies: float = 0,  # frozen float32 copies of the model held beside it (a reference model)
+                    math_attention: bool = False,  # attention without a fused kernel (see `activation_bytes`)
+                   ) -> dict[str, float]:
+    "GiB by part at the peak of a training step (AdamW, float32 master weights); 'total' is their sum."
+    n, tokens, low = arch.n_params, micro_batch * seq_len, 4 if precision == "fp32" else 2
+    trainable = {"full": n, "inference": 0}.get(method, lora_trainable(arch, lora_r, lora_targets))
+    kept, working = activation_bytes(arch, tokens, seq_len, low, checkpointing and method != "inference", math_attention)
+    if method == "inference": kept, working = 0, working // 2  # nothing is kept for a backward pass
+    weight_bytes = {"qlora": 0.55, "inference": low}.get(method, 4)  # NF4 with double quantisation: about 0.55 bytes a weight
+    parts = {"weights": n * weight_bytes,
+             "copies": (2 * n if low == 2 and weight_bytes == 4 else 0) + copies * 4 * n,  # autocast's 16-bit weights; a reference
+             "gradients": 4 * trainable,
+             "optimizer": 8 * trainable,  # AdamW's two float32 moments
+             "activations": kept + working,
+             "logits": tokens * arch.vocab * ((12 if low == 4 else 14) if method != "inference" else low) if lm_logits else 0}
+    parts = {k: v / GIB for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts
+
+# %% ../nbs/02b_train.ipynb #375d07aa
+def _peak_worker(name, task, micro_batch, seq_len, steps, checkpointing, queue):
+    import gc
+    from ftbook.dpo import peak_memory_mb, reset_peak_memory
+    from ftbook.models import load_model
+    torch.manual_seed(0)
+    gc.collect(); reset_peak_memory()
+    start = 0.0 if torch.cuda.is_available() else peak_memory_mb()  # the process before the model: left out
+    model = load_model(name, task=task, **({"num_labels": 2} if task == "seq-cls" else {})).train()
+    if checkpointing: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    dev = next(model.parameters()).device
+    ids = torch.randint(5, model.config.vocab_size - 1, (micro_batch, seq_len), device=dev)
+    batch = {"input_ids": ids, "labels": ids if task != "seq-cls" else torch.zeros(micro_batch, dtype=torch.long, device=dev)}
+    if task == "seq-cls": batch["attention_mask"] = torch.ones_like(ids)  # a padded batch's mask: BERT then takes the unfused attention on CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    for _ in range(steps):  # the optimiser's state appears at the end of the first step: the peak comes in the second
+        model(**batch).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    queue.put((peak_memory_mb() - start) / 1024)
+
+
+def measured_peak(name: str,  # a preset, folder or hub id
+                  task: str = "causal-lm",  # 'causal-lm', 'masked-lm' or 'seq-cls'
+                  micro_batch: int = 4, seq_len: int = 128,
+                  steps: int = 2,  # full-fine-tuning AdamW steps in float32: AdamW's state exists from the first step's end
+                  checkpointing: bool = False,
+                 ) -> float:
+    "GiB at the peak of full fine-tuning, measured in a fresh process: the CUDA allocator's peak, or the growth of the resident set on CPU."
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    from ftbook.train import _peak_worker  # importable by the fresh process (a notebook's own functions are not)
+    proc = ctx.Process(target=_peak_worker, args=(str(name), task, micro_batch, seq_len, steps, checkpointing, queue))
+    proc.start()
+    try: peak = queue.get(timeout=600)
+    finally: proc.join()
+    return peak
+
+# %% ../nbs/02b_train.ipynb #5e5c3e80
+CARDS = {"colab": ("Tesla T4", 15.0), "gpu": ("H100 80GB", 79.2)}
+"The card each GPU profile is sized for, and the GiB PyTorch reports on it."
+
+
+def _card(profile: Profile) -> tuple[str, float]:
+    if torch.cuda.is_available():
+        d = torch.cuda.get_device_properties(0)
+        return d.name, d.total_memory / GIB
+    if profile.name in CARDS: return CARDS[profile.name]
+    return "this machine's RAM", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+
+
+@dataclass
+class Plan:
+    "A run sized to its card: the config to train with, whether to checkpoint activations, and the memory by part."
+    config: object  # the chapter config, with batch size, accumulation and steps as planned
+    arch: Arch
+    card: str  # the card's name
+    card_gib: float  # its memory
+    usable_gib: float  # what the plan may use (the rest is the margin)
+    parts: dict  # GiB by part, from `estimate_memory`
+    checkpointing: bool  # activation checkpointing on
+    method: str  # 'full', 'lora', 'qlora' or 'inference'
+    precision: str  # 'fp32', 'bf16' or 'fp16'
+    micro_batch: int  # sequences per forward pass
+    seq_len: int  # tokens per sequence
+    changes: list = field(default_factory=list)  # what the plan changed, in words
+
+    @property
+    def total_gib(self) -> float: return self.parts["total"]
+    @property
+    def fits(self) -> bool: return self.total_gib <= self.usable_gib
+
+    @property
+    def line(self) -> str:
+        c = self.config
+        what = {"full": "full fine-tuning", "lora": f"LoRA r={getattr(c, 'lora_r', '?')}", "qlora": "QLoRA", "inference": "inference"}[self.method]
+        prec = (f"weights in {self.precision}" if self.method == "inference" else
+                "float32" if self.precision == "fp32" else f"{self.precision} autocast, float32 master weights")
+        parts = " + ".join(f"{k} {v:.1f}" for k, v in self.parts.items() if k != "total" and v >= 0.05)
+        size = f"{self.micro_batch} sequences of {self.seq_len} tokens a forward pass"
+        if self.method != "inference":
+            size += (f", {c.grad_accum} accumulated" if hasattr(c, "grad_accum") else "") + f", checkpointing {'on' if self.checkpointing else 'off'}"
+        verdict = "fits" if self.fits else "DOES NOT FIT"
+        return (f"plan: {self.arch.name} ({self.arch.n_params / 1e9:.2f}B), {what}, {prec}, on {self.card} ({self.card_gib:.1f} GiB): "
+                f"{parts} = {self.total_gib:.1f} GiB of {self.usable_gib:.1f} usable: {verdict}; {size}"
+                + (f" ({'; '.join(self.changes)})" if self.changes else ""))
+
+    def __repr__(self): return self.line
+
+    def config_with(self, **overrides):
+        "The planned config with some fields changed (ones the plan does not size, e.g. `replay` or `lora_r`)."
+        return _replace(self.config, **overrides)
+
+    def prepare(self, model):
+        "Turn on activation checkpointing in `model` if the plan needs it; returns `model`."
+        if self.checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        return model
+
+
+def plan_memory(model,  # a preset, folder or hub id, a config or a model: what the run trains
+                cfg,  # the chapter config (`batch_size`, and where it has them `grad_accum`, `max_length`/`block_size`, `lora_r`, `max_steps`)
+                profile: Profile | str | None = None,  # None: `get_profile()`
+                task: str = "causal-lm",  # 'causal-lm', 'masked-lm' or 'seq-cls'
+                sequences_per_example: int = 1,  # 2 for preference pairs (chosen and rejected go through together)
+                copies: float = 0,  # frozen float32 copies held beside the model (a reference model)
+                seq_len: int | None = None,  # tokens per sequence; None: the config's `max_length` or `block_size`
+                micro_batch: int | None = None,  # sequences per forward pass when the config's `batch_size` is not that (RLHF's mini-batches)
+                method: str | None = None,  # None: 'lora' if `cfg.lora_r` else 'full'
+                precision: str | None = None,  # None: the profile's autocast ('fp32' for a loop that runs without one)
+                n_train_tokens: int | None = None,  # a packed corpus's size: caps `max_steps` at `max_epochs` passes
+                n_train_examples: int | None = None,  # or the number of training examples (padded data)
+                max_epochs: float = 3,
+                can_checkpoint: bool = True,  # False where the training loop runs the model in eval mode (checkpointing is then off)
+                margin: float = 0.1,  # share of the card kept free (fragmentation, the CUDA context, workspaces)
+               ) -> Plan:
+    """Size a run to the card: halve the micro-batch and double accumulation (same global batch) until the estimate
+    fits; if a micro-batch of one does not fit, turn activation checkpointing on and start again from the config's size."""
+    p = profile if isinstance(profile, Profile) else get_profile(profile)
+    card, card_gib = _card(p)
+    precision = precision or ("fp32" if p.name == "cpu" and not torch.cuda.is_available() else PRECISIONS[p.dtype])
+    arch = arch_of(model, task)
+    method = method or ("lora" if getattr(cfg, "lora_r", 0) else "full")
+    changes, length_field = [], "max_length" if hasattr(cfg, "max_length") else "block_size"
+    seq = seq_len or getattr(cfg, length_field)
+    if not seq_len and arch.max_positions and seq > arch.max_positions:
+        changes.append(f"{length_field} {seq} -> {arch.max_positions}, the model's longest")
+        cfg, seq = _replace(cfg, **{length_field: arch.max_positions}), arch.max_positions
+    est = lambda c, ckpt: estimate_memory(arch, (micro_batch or c.batch_size) * sequences_per_example, seq, method, precision, ckpt,
+                                          getattr(c, "lora_r", 8) or 8, getattr(c, "lora_targets", "all-linear"),
+                                          task != "seq-cls", copies, math_attention=arch.family == "encoder" and not torch.cuda.is_available()
+                                          and p.name == "cpu")
+    usable = card_gib * (1 - margin)
+    chosen = None
+    for ckpt in ([False, True] if can_checkpoint and method != "inference" else [False]):
+        c = cfg
+        while True:
+            parts = est(c, ckpt)
+            if parts["total"] <= usable or micro_batch or not hasattr(c, "grad_accum") or c.batch_size == 1: break
+            c = _replace(c, batch_size=max(1, c.batch_size // 2), grad_accum=c.grad_accum * 2)
+        chosen = (c, ckpt, parts)
+        if parts["total"] <= usable: break
+    c, ckpt, parts = chosen
+    if c.batch_size != cfg.batch_size:
+        changes.append(f"batch_size {cfg.batch_size} -> {c.batch_size}, grad_accum {cfg.grad_accum} -> {c.grad_accum}: the same global batch")
+    if ckpt: changes.append("activation checkpointing on: a micro-batch of one does not fit without it")
+    steps = getattr(c, "max_steps", -1)
+    if (n_train_tokens or n_train_examples) and steps and steps > 0:
+        per_step = c.batch_size * getattr(c, "grad_accum", 1) * (seq if n_train_tokens else 1)  # tokens (or examples) a step reads
+        size, unit = (n_train_tokens, "tokens") if n_train_tokens else (n_train_examples, "examples")
+        cap = max(1, int(max_epochs * size / per_step))
+        if steps > cap:
+            changes.append(f"max_steps {steps} -> {cap}: {size:,} training {unit}, at most {max_epochs:g} passes")
+            c = _replace(c, max_steps=cap)
+    return Plan(c, arch, card, card_gib, usable, parts, ckpt, method, precision,
+                (micro_batch or c.batch_size) * sequences_per_example, seq, changes)
+
+# %% ../nbs/02b_train.ipynb #d4c3627f
+def plot_plans(plans: dict,  # label -> `Plan`
+              ):
+    "Stacked bars of each plan's memory by part, with the usable memory of its card marked."
+    import matplotlib.pyplot as plt
+    parts = ["weights", "copies", "gradients", "optimizer", "activations", "logits"]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(plans)))
+    for y, (label, p) in enumerate(plans.items()):
+        left = 0.0
+        for i, part in enumerate(parts):
+            ax.barh(y, p.parts[part], left=left, color=f"C{i}", label=part if y == 0 else None)
+            left += p.parts[part]
+        ax.plot([p.usable_gib] * 2, [y - 0.4, y + 0.4], color="black", lw=2)
+    ax.set_yticks(range(len(plans)), list(plans)); ax.invert_yaxis()
+    ax.set_xlabel("GiB at the peak of a step (black line: usable on the card)")
+    ax.legend(ncol=3, fontsize=8, loc="lower right"); fig.tight_layout()
+    return fig

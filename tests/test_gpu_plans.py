@@ -1,0 +1,147 @@
+"""Every `#| gpu` cell in the book is sized by a memory plan, and every plan fits its card (checked on CPU).
+
+For each `#| gpu` cell and each GPU profile, the cell's configuration is extracted literally: the notebook's import
+cells and chapter module are loaded, then the cell's statements up to its last `...plan = plan_memory(...)` run with
+`FTBOOK_PROFILE` set to `colab` (a T4) or `gpu` (an H100). Nothing is downloaded or trained: the architectures of the
+profiles' models are known to `ftbook.train`, and the estimate builds them on the meta device.
+"""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ftbook.train import CARDS, Plan, arch_of, estimate_memory, lora_trainable, measured_peak, plan_memory
+
+NBS = Path(__file__).resolve().parent.parent / "nbs"
+LOADERS = ("load_model(", "load_sft_model(", "load_policy(", "load_reward_model(", "load_classifier(", "from_pretrained(")
+
+
+def _src(cell) -> str: return "".join(cell["source"])
+
+
+def gpu_cells() -> list[tuple[str, int]]:
+    out = []
+    for path in sorted(NBS.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        out += [(path.stem, i) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and _src(c).lstrip().startswith("#| gpu")]
+    return out
+
+
+def _split(source: str) -> tuple[list[ast.stmt], list[ast.stmt], list[str]]:
+    "The cell's configuration (up to its last plan), the rest, and the names of its plans."
+    body = ast.parse(source).body
+    is_plan = lambda s: isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id.endswith("plan") for t in s.targets)
+    last = max((i for i, s in enumerate(body) if is_plan(s)), default=None)
+    assert last is not None, "a #| gpu cell starts with its plan: `plan = plan_memory(...)`"
+    names = [t.id for s in body[:last + 1] if is_plan(s) for t in s.targets]
+    return body[:last + 1], body[last + 1:], names
+
+
+def _namespace(stem: str) -> dict:
+    "What the notebook's cells see: its import cells, and its chapter module."
+    nb = json.loads((NBS / f"{stem}.ipynb").read_text())
+    ns: dict = {}
+    for c in nb["cells"]:
+        s = _src(c)
+        if c["cell_type"] != "code" or s.lstrip().startswith(("#| export", "#| hide", "#| eval: false", "#| gpu")): continue
+        try: body = ast.parse(s).body
+        except SyntaxError: continue
+        if body and all(isinstance(x, (ast.Import, ast.ImportFrom)) for x in body): exec(compile(s, stem, "exec"), ns)
+    exp = next((_src(c).split()[-1] for c in nb["cells"] if _src(c).startswith("#| default_exp")), None)
+    if exp: exec(f"from ftbook.{exp} import *", ns)
+    return ns
+
+
+CELLS = gpu_cells()
+
+
+def test_the_book_has_gpu_cells():
+    assert len({stem for stem, _ in CELLS}) >= 9, CELLS  # 01, 03, 04, 05, 05a, 06, 07, 08, 09
+
+
+@pytest.mark.parametrize("stem,idx", CELLS, ids=[f"{s}-{i}" for s, i in CELLS])
+def test_gpu_cell_plans_then_uses_its_plan(stem, idx):
+    source = _src(json.loads((NBS / f"{stem}.ipynb").read_text())["cells"][idx])
+    config, rest, names = _split(source)
+    head = "\n".join(ast.unparse(s) for s in config)
+    assert not any(l in head for l in LOADERS), f"{stem}: the plan comes before any model is loaded"
+    assert 'get_profile("gpu")' not in source and "get_profile('gpu')" not in source, f"{stem}: use the detected profile"
+    tail = "\n".join(ast.unparse(s) for s in rest)
+    prints = [n for s in ast.walk(ast.Module(body=config + rest, type_ignores=[]))
+              if isinstance(s, ast.Call) and getattr(s.func, "id", None) == "print" for a in s.args if isinstance(a, ast.Name) for n in [a.id]]
+    for name in names:
+        assert name in prints, f"{stem}: {name} is printed"
+        assert f"{name}.config" in tail or f"{name}.prepare" in tail or "inference" in head, f"{stem}: the run trains with {name}'s sizes"
+    assert "bfloat16" not in tail or "inference" in head, f"{stem}: weights that train stay float32 (autocast runs in 16 bits)"
+
+
+@pytest.mark.parametrize("profile", ["colab", "gpu"])
+@pytest.mark.parametrize("stem,idx", CELLS, ids=[f"{s}-{i}" for s, i in CELLS])
+def test_gpu_cell_plan_fits_its_card(stem, idx, profile, monkeypatch):
+    if torch.cuda.is_available(): pytest.skip("plans against the nominal cards are made on a machine without a GPU")
+    monkeypatch.setenv("FTBOOK_PROFILE", profile)
+    source = _src(json.loads((NBS / f"{stem}.ipynb").read_text())["cells"][idx])
+    config, _, names = _split(source)
+    ns = _namespace(stem)
+    exec(compile(ast.Module(body=config, type_ignores=[]), f"{stem} gpu cell", "exec"), ns)
+    for name in names:
+        plan = ns[name]
+        assert isinstance(plan, Plan)
+        assert plan.card == CARDS[profile][0]
+        assert plan.fits, plan.line
+        cfg = plan.config
+        if hasattr(cfg, "max_steps") and cfg.max_steps > 0 and any("passes" in c for c in plan.changes):
+            assert cfg.max_steps >= 1
+
+
+def test_planner_keeps_the_global_batch_then_checkpoints():
+    from ftbook.sft import InstructConfig
+    cfg = InstructConfig.for_profile("gpu", batch_size=16, grad_accum=4)
+    plan = plan_memory("HuggingFaceTB/SmolLM2-1.7B-Instruct", cfg, "gpu")
+    assert plan.fits and plan.config.batch_size < 16 and plan.config.batch_size * plan.config.grad_accum == 64
+    assert not plan.checkpointing
+    t4 = plan_memory("HuggingFaceTB/SmolLM2-1.7B-Instruct", cfg, "colab")
+    assert not t4.fits and t4.checkpointing and t4.config.batch_size == 1 and "DOES NOT FIT" in t4.line
+    lora = plan_memory("HuggingFaceTB/SmolLM2-1.7B-Instruct", InstructConfig.for_profile("colab", lora_r=16), "colab")
+    assert lora.fits and lora.method == "lora" and lora.parts["gradients"] < 0.1
+
+
+def test_planner_caps_length_and_passes():
+    from ftbook.classify import ClassifyConfig
+    plan = plan_memory("google-bert/bert-large-uncased", ClassifyConfig.for_profile("gpu", max_steps=300), "gpu", task="seq-cls",
+                       n_train_examples=100, max_epochs=2)
+    assert plan.config.max_length == 512 and plan.seq_len == 512  # BERT's position embeddings end at 512
+    assert plan.config.max_steps == 100 * 2 // (plan.config.batch_size * plan.config.grad_accum)
+
+
+def test_checkpointing_roughly_halves_activations_in_the_estimate():
+    a = arch_of("HuggingFaceTB/SmolLM2-360M-Instruct")
+    plain, ckpt = (estimate_memory(a, 8, 512, precision="bf16", checkpointing=c)["activations"] for c in (False, True))
+    assert ckpt < plain / 4
+
+
+def test_prepare_turns_checkpointing_on():
+    from ftbook.models import load_model
+    from ftbook.sft import InstructConfig
+    plan = plan_memory("tiny-llama", InstructConfig.for_profile("cpu"), "cpu")
+    model = load_model("tiny-llama")
+    assert plan.prepare(model) is model and not model.is_gradient_checkpointing
+    plan.checkpointing = True
+    assert plan.prepare(model).is_gradient_checkpointing
+
+
+def test_lora_count_equals_the_peft_checked_count():
+    from ftbook.lora import lora_param_count
+    from ftbook.models import load_model
+    model = load_model("minilm-l6", task="seq-cls", num_labels=2)
+    for r, targets in [(8, "query,value"), (4, "all-linear")]:
+        assert lora_trainable(arch_of(model), r, targets) == lora_param_count(model, r, targets)
+
+
+@pytest.mark.parametrize("preset,task,micro,seq", [("smollm2-135m-instruct", "causal-lm", 4, 256), ("minilm-l6", "seq-cls", 16, 128)])
+def test_estimate_within_20_percent_of_measured_cpu_peak(preset, task, micro, seq):
+    est = estimate_memory(arch_of(preset, task), micro, seq, lm_logits=task != "seq-cls", math_attention=task == "seq-cls")["total"]
+    got = measured_peak(preset, task, micro, seq)
+    assert 0.8 <= est / got <= 1.2, (est, got)
