@@ -451,7 +451,8 @@ def domain_finetune(model, tokenizer,
     if cfg.lora_r: model = add_lora(model, "causal-lm", cfg.lora_r, cfg.lora_alpha, dropout=0.0)
     cb = ForgettingCallback(tokenizer, probe, every=cfg.measure_every, before=before)
     args = training_args(out or tempfile.mkdtemp(prefix="ftbook-forget-"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-                         per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="constant", logging_steps=1,
+                         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1,  # one batch a step, on every profile
+                         lr_scheduler_type="constant", logging_steps=1,
                          save_strategy="no", disable_tqdm=True, seed=cfg.seed,
                          data_seed=cfg.seed)  # the seed decides the data order too
     trainer = Trainer(model=model, args=args, train_dataset=_lm_dataset(tokenizer, texts, cfg.max_length),

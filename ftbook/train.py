@@ -572,12 +572,16 @@ def measured_peak(name: str,  # a preset, folder or hub id
     from ftbook.train import _peak_worker  # importable by the fresh process (a notebook's own functions are not)
     proc = ctx.Process(target=_peak_worker, args=(str(name), task, micro_batch, seq_len, steps, checkpointing, queue))
     proc.start()
-    try: peak = queue.get(timeout=600)
+    import queue as _queue
+    try:
+        while True:
+            try: return queue.get(timeout=5)
+            except _queue.Empty:
+                if not proc.is_alive(): raise RuntimeError(f"the measuring process for {name} stopped (exit code {proc.exitcode}) before it reported")
     finally: proc.join()
-    return peak
 
 # %% ../nbs/02b_train.ipynb #5e5c3e80
-CARDS = {"colab": ("Tesla T4", 15.0), "gpu": ("H100 80GB", 79.2)}
+CARDS = {"colab": ("Tesla T4", 14.75), "gpu": ("H100 80GB HBM3", 79.1)}
 "The card each GPU profile is sized for, and the GiB PyTorch reports on it."
 
 
@@ -626,6 +630,12 @@ class Plan:
                 + (f" ({'; '.join(self.changes)})" if self.changes else ""))
 
     def __repr__(self): return self.line
+
+    def require(self) -> "Plan":
+        "This plan if it fits its card; otherwise a `ConfigError` that says by how much, and what to change."
+        if not self.fits:
+            raise ConfigError(f"{self.line}\nFix: LoRA (lora_r=16) or QLoRA, a shorter max_length, or a card with more memory")
+        return self
 
     def config_with(self, **overrides):
         "The planned config with some fields changed (ones the plan does not size, e.g. `replay` or `lora_r`)."
@@ -677,7 +687,7 @@ def plan_memory(model,  # a preset, folder or hub id, a config or a model: what 
         c = cfg
         while True:
             parts = est(c, ckpt)
-            if parts["total"] <= usable or micro_batch or not hasattr(c, "grad_accum") or c.batch_size == 1: break
+            if parts["total"] <= usable or micro_batch or not hasattr(c, "grad_accum") or c.batch_size % 2: break  # odd: halving would change the global batch
             c = _replace(c, batch_size=max(1, c.batch_size // 2), grad_accum=c.grad_accum * 2)
         chosen = (c, ckpt, parts)
         if parts["total"] <= usable: break
