@@ -528,14 +528,14 @@ def estimate_memory(arch: Arch,  # from `arch_of`
     trainable = {"full": n, "inference": 0}.get(method, lora_trainable(arch, lora_r, lora_targets))
     kept, working = activation_bytes(arch, tokens, seq_len, low, checkpointing and method != "inference", math_attention)
     if method == "inference": kept, working = 0, working // 2  # nothing is kept for a backward pass
+    from ftbook.models import memory_estimate
+    states = memory_estimate(n, "float32", trainable)  # chapter 01's count: float32 gradients and AdamW's two moments, in GiB
     weight_bytes = {"qlora": 0.55, "inference": low}.get(method, 4)  # NF4 with double quantisation: about 0.55 bytes a weight
-    parts = {"weights": n * weight_bytes,
-             "copies": (2 * n if low == 2 and weight_bytes == 4 else 0) + copies * 4 * n,  # autocast's 16-bit weights; a reference
-             "gradients": 4 * trainable,
-             "optimizer": 8 * trainable,  # AdamW's two float32 moments
-             "activations": kept + working,
-             "logits": tokens * arch.vocab * ((12 if low == 4 else 14) if method != "inference" else low) if lm_logits else 0}
-    parts = {k: v / GIB for k, v in parts.items()}
+    parts = {"weights": n * weight_bytes / GIB,
+             "copies": ((2 * n if low == 2 and weight_bytes == 4 else 0) + copies * 4 * n) / GIB,  # autocast's 16-bit weights; a reference
+             "gradients": states["gradients"], "optimizer": states["optimizer"],
+             "activations": (kept + working) / GIB,
+             "logits": tokens * arch.vocab * ((12 if low == 4 else 14) if method != "inference" else low) / GIB if lm_logits else 0.0}
     parts["total"] = sum(parts.values())
     return parts
 
