@@ -807,7 +807,7 @@ def cmd_verify(args) -> int:
     "Round-trip the model in DIR (save, reload, merge, merged reload); exit 0 when every step reproduces its outputs, 1 when one does not."
     from transformers import AutoTokenizer
     from ftbook.config import ModelError
-    from ftbook.lora import load_saved, verify
+    from ftbook.lora import load_saved, lost_head, verify
     d = Path(args.dir)
     if not d.is_dir(): raise ModelError(str(d), "it is not a folder", "give the model/ folder of an ftbook run, or a folder written by save_pretrained")
     texts = None
@@ -819,7 +819,7 @@ def cmd_verify(args) -> int:
         if not texts: raise DataError(t, None, None, "holds no text", "write one input per line")
     try: model = load_saved(d)
     except KeyError as e:
-        if any(h in str(e.args[0]).split(".") for h in ("classifier", "score")):
+        if lost_head(e):
             print(f"FAIL at 'load': the classification head was not saved: {d} lacks {e}, so peft cannot load the adapter.\n"
                   "Fix: list the head in LoraConfig(modules_to_save=[...]) when training, as ftbook's add_lora does")
             return 1

@@ -31,7 +31,7 @@ __all__ = ['ATTENTION_NAMES', 'LoRALinear', 'lora_targets', 'add_lora', 'adapted
            'attention_targets', 'StepTimer', 'mean_embeddings', 'embedding_drift', 'conversation_losses', 'Arm',
            'make_arms', 'check_ranks', 'check_rank_fits', 'qlora_available', 'load_quantized', 'compare',
            'comparison_table', 'plot_compare', 'update_spectrum', 'energy_in_top', 'random_like_spectrum', 'CheckStep',
-           'is_adapter', 'load_saved', 'verify', 'lora_recipe']
+           'is_adapter', 'load_saved', 'lost_head', 'verify', 'lora_recipe']
 
 # %% ../nbs/09_lora.ipynb #e10d3baf
 class LoRALinear(nn.Module):
@@ -564,10 +564,20 @@ def _differing(a, b, atol: float) -> list[str]:
 _SAVE_HEAD = "save it with the adapter: list it in LoraConfig(modules_to_save=[...]), as ftbook's add_lora does"
 
 
+def _is_head(name: str) -> bool:
+    "Whether a weight or module name belongs to a classification head."
+    return any(h in name.split(".") for h in ("classifier", "score"))
+
+
+def lost_head(e: Exception) -> bool:
+    "Whether loading an adapter failed because its classification head was not saved (peft's KeyError names the head)."
+    return isinstance(e, KeyError) and _is_head(str(e.args[0]))
+
+
 def _why(differing: list[str]  # names of the weights that came back different (or not at all)
         ) -> str:
     "Words for what a failed reload lost, with the fix."
-    heads = [d for d in differing if any(h in d.split(".") for h in ("classifier", "score"))]
+    heads = [d for d in differing if _is_head(d)]
     if heads: return f"the classification head was not saved ({', '.join(heads[:3])} came back with new random weights); {_SAVE_HEAD}"
     if differing: return f"these weights came back different: {', '.join(differing[:5])}{' ...' if len(differing) > 5 else ''}"
     return "the outputs changed although every weight matches: check the model config (e.g. its dtype, attention or padding settings)"
@@ -618,7 +628,7 @@ def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters
         if not same: return _verify_result(steps)
         try: fresh = load_saved(saved)
         except Exception as e:  # peft raises KeyError when the config lists a head the weights file lacks
-            head = isinstance(e, KeyError) and any(h in str(e.args[0]).split(".") for h in ("classifier", "score"))
+            head = lost_head(e)
             steps.append(CheckStep("reload", False, float("nan"), 0.0, f"the classification head was not saved: the adapter folder "
                                    f"lacks {e}, so peft cannot load it; {_SAVE_HEAD}" if head else f"reloading failed: {type(e).__name__}: {e}"))
             return _verify_result(steps)
