@@ -26,7 +26,7 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
            'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify',
-           'add_verify_parser']
+           'add_verify_parser', 'cmd_bench', 'add_bench_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -846,6 +846,41 @@ def add_verify_parser(sub):
     p.add_argument("--rtol", type=POSITIVE_FLOAT, default=1e-4, help="plus this share of the largest |logit| (default 1e-4; bf16 needs about 1e-2)")
     model_flags(p)
     p.set_defaults(func=cmd_verify)
+
+# %% ../nbs/12_cli.ipynb #e558b7a3
+def cmd_bench(args) -> int:
+    "Train --arch from random weights under TRL's defaults, each speed setting alone and ftbook's defaults; write bench.json, bench.png and metrics.json."
+    from ftbook.bench import bench, plot_bench
+    check_out(args)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
+    res = bench(args.arch, args.device, arms, steps=args.steps, warmup=args.warmup, micro_batch=args.micro_batch,
+                max_length=args.max_length, seed=args.seed)
+    out = prepare_out(args)
+    write_json(out / "bench.json", res)
+    atomic_write(out / "bench.png", _png(plot_bench(res)))
+    base = next((a for a in res["arms"] if a["name"] == "trl_defaults"), None)
+    m = {f"{a['name']}_tokens_per_s": a["tokens_per_s"] for a in res["arms"]}
+    if base: m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"] for a in res["arms"] if a is not base}
+    write_metrics(out, m, {k: res[k] for k in ("arch", "device", "precision", "micro_batch", "max_length", "steps", "warmup", "seed")})
+    for s in res["skipped"]: print(f"{s['name']:>16}: skipped ({s['why']})")
+    print(f"Wrote {out / 'bench.json'}, {out / 'bench.png'} and {out / 'metrics.json'}")
+    return 0
+
+
+@verb
+def add_bench_parser(sub):
+    p = sub.add_parser("bench", help="training speed: TRL's defaults against each speed setting and ftbook's defaults, side by side")
+    p.add_argument("--arch", default="tiny", help="architecture, built with random weights: tiny, smollm2-135m, qwen3-0.6b or llama3.2-1b (default: tiny)")
+    p.add_argument("--device", choices=["cuda", "cpu"], help="where to train (default: cuda when there is a GPU)")
+    p.add_argument("--arms", help="comma-separated arms (default: every arm this machine can run)")
+    p.add_argument("--steps", type=POSITIVE_INT, help="measured steps per arm (default: 30 on a GPU, 6 on CPU)")
+    p.add_argument("--warmup", type=COUNT, help="steps run first and not counted (default: 5 on a GPU, 2 on CPU)")
+    p.add_argument("--micro-batch", type=POSITIVE_INT, help="sequences per step in every arm (default: 16 up to 200M parameters, else 8; 8 on CPU)")
+    p.add_argument("--max-length", type=POSITIVE_INT, help="tokens per sequence at most (default: 2048 on a GPU, 256 on CPU)")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed of the weights and the synthetic data (default: 0)")
+    p.add_argument("--out", default="ftbook-bench", help="output folder (default: ftbook-bench)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished benchmark in --out (otherwise refused)")
+    p.set_defaults(func=cmd_bench, resume=False)
 
 # %% ../nbs/12_cli.ipynb #0f30a406
 TOUR.append(("lora", "ftbook.lora:lora_recipe"))

@@ -269,6 +269,10 @@ def prepare_sft(tokenizer,
 
 
 def _sft_trainer(model, tokenizer, train, eval, cfg: InstructConfig, output_dir) -> SFTTrainer:
+    from ftbook.fast import fast_defaults
+    fast = fast_defaults(model)  # padding-free packing, attention, Liger, optimizer for this machine (chapter 10)
+    print(fast.line)
+    fast.apply(model)
     args = training_args(
         output_dir, cls=SFTConfig, assistant_only_loss=True, max_length=cfg.max_length, packing=False,
         num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -277,8 +281,8 @@ def _sft_trainer(model, tokenizer, train, eval, cfg: InstructConfig, output_dir)
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         gradient_checkpointing=False,  # small models fit without it; it would add a forward pass per step
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-        save_total_limit=2)
-    collator = CheckedCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id), cfg.max_length)
+        save_total_limit=2, **fast.trainer_args(SFTConfig))
+    collator = CheckedCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=fast.padding_free), cfg.max_length)
     return use_progress_bar(SFTTrainer(model=model, args=args, processing_class=tokenizer, data_collator=collator,
                       train_dataset=Dataset.from_dict({"messages": train}), eval_dataset=Dataset.from_dict({"messages": eval})))
 
