@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError, DATA_DIR, get_profile
+from .config import ConfigError, DATA_DIR, Result, get_profile
 from .fast import FastSettings, fast_defaults, padding_share
 from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args
 
 # %% auto #0
-__all__ = ['ARCHS', 'LENGTHS_FILE', 'PEAK_TFLOPS', 'MFU_FORMULA', 'bench_model', 'chat_lengths', 'card_peak',
-           'measured_peak_tflops', 'Arm', 'standard_arms', 'synthetic_data', 'run_arm', 'bench', 'plot_bench']
+__all__ = ['ARCHS', 'LENGTHS_FILE', 'PEAK_TFLOPS', 'MFU_FORMULA', 'bench_config', 'bench_model', 'chat_lengths', 'card_peak',
+           'measured_peak_tflops', 'Arm', 'standard_arms', 'synthetic_data', 'run_arm', 'bench', 'plot_bench',
+           'bench_metrics', 'bench_recipe']
 
 # %% ../nbs/10a_bench.ipynb #e10d958c
 ARCHS: dict[str, tuple[str, dict]] = {  # name -> (model_type, config fields): real architectures, built with random weights
@@ -40,15 +41,22 @@ ARCHS: dict[str, tuple[str, dict]] = {  # name -> (model_type, config fields): r
 "The shapes `ftbook bench` measures; throughput does not depend on the weights, so no download is needed."
 
 
+def bench_config(arch: str):  # a name in `ARCHS`
+    "The transformers config of a benchmark architecture (for `bench_model`, and for a memory plan before anything is built)."
+    from transformers import AutoConfig
+    if arch not in ARCHS: raise ConfigError(f"unknown --arch {arch!r}\nFix: use one of {', '.join(ARCHS)}")
+    kind, fields = ARCHS[arch]
+    return AutoConfig.for_model(kind, **fields)
+
+
 def bench_model(arch: str,  # a name in `ARCHS`
                 attention: str = "sdpa",  # transformers' `attn_implementation`
                 seed: int = 0):
     "A randomly initialised causal LM of the named architecture, in float32."
-    from transformers import AutoConfig, AutoModelForCausalLM
-    if arch not in ARCHS: raise ConfigError(f"unknown --arch {arch!r}\nFix: use one of {', '.join(ARCHS)}")
-    kind, fields = ARCHS[arch]
+    from transformers import AutoModelForCausalLM
+    config = bench_config(arch)
     seed_everything(seed)
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **fields), attn_implementation=attention, dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attention, dtype=torch.float32)
 
 
 LENGTHS_FILE = DATA_DIR / "chat_lengths.json"
@@ -287,3 +295,23 @@ def plot_bench(result: dict,  # what `bench` returns (or a loaded bench.json)
     ax.set_title(f"{result['arch']} on {result['device']}, {result['precision']}, micro-batch {result['micro_batch']}", fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/10a_bench.ipynb #6f8ed903
+def bench_metrics(result: dict, baseline: str = "trl_defaults") -> dict:
+    "The flat numbers of a `bench` result for metrics.json: each arm's tokens/s, and its speed-up over `baseline`."
+    base = next((a for a in result["arms"] if a["name"] == baseline), None)
+    m = {f"{a['name']}_tokens_per_s": a["tokens_per_s"] for a in result["arms"]}
+    if base: m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"] for a in result["arms"] if a is not base}
+    return m | {"padding_share": result["padding_share"]}
+
+
+def bench_recipe(quick: bool = False  # three arms, three measured steps each, instead of every arm for the default steps
+                ) -> Result:
+    "TRL's defaults against padding-free packing and ftbook's defaults on the `tiny` architecture, on this machine."
+    res = bench("tiny", arms=["trl_defaults", "padding_free", "ftbook"] if quick else None, steps=3 if quick else None,
+                warmup=1 if quick else None, progress=None)
+    arms = {a["name"]: a for a in res["arms"]}
+    lines = [f"{res['device']}: {res['padding_share']:.0%} of padded tokens are padding"] + [
+        f"{n}: {a['tokens_per_s']:,.0f} tokens/s ({a['tokens_per_s_ci'][0]:,.0f} to {a['tokens_per_s_ci'][1]:,.0f}), "
+        f"{a['tokens_per_s'] / arms['trl_defaults']['tokens_per_s']:.2f}x TRL's defaults, loss at end {a['loss_at_end']:.4f}" for n, a in arms.items()]
+    return Result(metrics=bench_metrics(res), figures={"bench": plot_bench(res)}, lines=lines)

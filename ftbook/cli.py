@@ -847,10 +847,13 @@ def add_verify_parser(sub):
     model_flags(p)
     p.set_defaults(func=cmd_verify)
 
+# %% ../nbs/12_cli.ipynb #0f30a406
+TOUR.append(("lora", "ftbook.lora:lora_recipe"))
+
 # %% ../nbs/12_cli.ipynb #e558b7a3
 def cmd_bench(args) -> int:
     "Train --arch from random weights under TRL's defaults, each speed setting alone and ftbook's defaults; write bench.json, bench.png and metrics.json."
-    from ftbook.bench import bench, plot_bench
+    from ftbook.bench import bench, bench_metrics, plot_bench
     check_out(args)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
     res = bench(args.arch, args.device, arms, steps=args.steps, warmup=args.warmup, micro_batch=args.micro_batch,
@@ -858,10 +861,7 @@ def cmd_bench(args) -> int:
     out = prepare_out(args)
     write_json(out / "bench.json", res)
     atomic_write(out / "bench.png", _png(plot_bench(res)))
-    base = next((a for a in res["arms"] if a["name"] == "trl_defaults"), None)
-    m = {f"{a['name']}_tokens_per_s": a["tokens_per_s"] for a in res["arms"]}
-    if base: m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"] for a in res["arms"] if a is not base}
-    write_metrics(out, m, {k: res[k] for k in ("arch", "device", "precision", "micro_batch", "max_length", "steps", "warmup", "seed")})
+    write_metrics(out, bench_metrics(res), {k: res[k] for k in ("arch", "device", "precision", "micro_batch", "max_length", "steps", "warmup", "seed")})
     for s in res["skipped"]: print(f"{s['name']:>16}: skipped ({s['why']})")
     print(f"Wrote {out / 'bench.json'}, {out / 'bench.png'} and {out / 'metrics.json'}")
     return 0
@@ -882,5 +882,5 @@ def add_bench_parser(sub):
     p.add_argument("--overwrite", action="store_true", help="replace a finished benchmark in --out (otherwise refused)")
     p.set_defaults(func=cmd_bench, resume=False)
 
-# %% ../nbs/12_cli.ipynb #0f30a406
-TOUR.append(("lora", "ftbook.lora:lora_recipe"))
+
+TOUR.append(("bench", "ftbook.bench:bench_recipe"))

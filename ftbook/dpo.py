@@ -155,6 +155,9 @@ def dpo_trainer(model, tokenizer,
     """TRL's `DPOTrainer` with the profile's training arguments: the sigmoid DPO loss, plus an SFT term on the chosen
     answers when `cfg.sft_weight` > 0. A LoRA policy (a fresh adapter) is its own reference, adapters off; for a full one
     TRL reloads the starting weights from the model's folder as a frozen reference, unless `ref_model` is given."""
+    from ftbook.fast import fast_defaults
+    fast = fast_defaults(model)  # chapter 10; TRL's padding-free DPO is disabled in this TRL release
+    print(fast.padded_line("padded pairs: TRL's padding-free DPO is switched off in this release"))
     losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {"loss_type": ["sigmoid"]}
     args = training_args(output_dir, cls=DPOConfig, beta=cfg.beta, **losses, max_length=cfg.max_length,
                          num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps,
@@ -163,7 +166,8 @@ def dpo_trainer(model, tokenizer,
                          learning_rate=default_learning_rate(cfg.learning_rate, FULL_LR, cfg.lora_r),
                          warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
                          logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-                         save_total_limit=2, gradient_checkpointing=False, eval_strategy="no")
+                         save_total_limit=2, gradient_checkpointing=False, eval_strategy="no",
+                         optim=fast.optim)
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=eval,
                          processing_class=tokenizer)
     if "ref" in getattr(model, "peft_config", {}):  # TRL's copy of our fresh adapter: identical to the adapters switched off

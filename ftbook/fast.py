@@ -88,6 +88,12 @@ class FastSettings:
 
     def __repr__(self): return self.line
 
+    def padded_line(self, why: str) -> str:  # why this trainer keeps its batches as they are
+        "The line for a trainer that keeps its batches padded (DPO) or already full (pretraining blocks): the knobs it does use."
+        return (f"speed ({self.device}): batches as they are ({why}); checkpointing {'on' if self.checkpointing else 'off'} "
+                f"({self.why['checkpointing']}); {self.precision}" + (" autocast, float32 master weights" if self.precision != "fp32" else "")
+                + f"; optimizer {self.optim}")
+
     def trainer_args(self, cls,  # the training-arguments class: a TRL config or `TrainingArguments`
                      padding_free: bool = False) -> dict:  # also pass `padding_free` (where the trainer builds its own collator)
         "The settings as arguments of `cls`, those it has: Liger and the optimizer (precision comes from `training_args`)."

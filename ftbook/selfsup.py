@@ -303,12 +303,16 @@ class PerplexityProbe(TrainerCallback):
 # %% ../nbs/04_selfsup.ipynb #4d2cee31
 def _trainer(model, data, collator, cfg: PretrainConfig, output_dir: Path, steps: int, lr: float, save_steps: int,
              callbacks=(), grad_accum: int = 1) -> Trainer:
+    from ftbook.fast import fast_defaults
+    fast = fast_defaults(model)  # chapter 10: Liger for a decoder when installed, the fused optimizer
+    liger = fast.liger and type(model).__name__.endswith("ForCausalLM")
+    print(fast.padded_line("blocks of equal length: nothing to pad") + ("; Liger on" if liger else ""))
     save = dict(save_strategy="steps", save_steps=save_steps, save_total_limit=2) if save_steps else dict(save_strategy="no")
     args = training_args(output_dir, per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=grad_accum, max_steps=steps,
                          learning_rate=lr, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
                          logging_steps=max(1, steps // 4), seed=cfg.seed, data_seed=cfg.seed,
                          remove_unused_columns=False,  # keeps special_tokens_mask / offset_mapping for the collator
-                         **save)
+                         use_liger_kernel=liger, optim=fast.optim, **save)
     seed_everything(cfg.seed)
     return Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=list(callbacks))
 

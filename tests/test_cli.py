@@ -44,7 +44,7 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     m = {x["name"]: x["metrics"] for x in report["recipes"]}
-    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo", "lora"]
+    assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo", "lora", "bench"]
     assert m["lora"]["round_trip_passed"] == 1 and m["lora"]["lora_r4_trainable_params"] < m["lora"]["full_trainable_params"] / 50
     assert {"reward_before", "reward_after", "judge_before", "judge_after", "kl_to_reference"} <= set(m["rlhf"])
     assert {"reward_accuracy", "reward_margin", "chosen_logp_change", "kl_to_reference", "eval_loss_after"} <= set(m["dpo"])
@@ -71,6 +71,8 @@ def check_tour_headlines(m: dict):
     assert clf["accuracy"] > clf["tfidf_accuracy"], clf
     assert sft["eval_loss_after"] < sft["eval_loss_before"], sft
     assert rw["pairwise_low"] > 0.5 and rw["pairwise_accuracy"] > rw["length_only_accuracy"], rw  # beats a coin and length
+    b = m["bench"]  # padding-free packing skips the padded tokens: faster than TRL's padded defaults on the same batches
+    assert b["padding_share"] > 0.3 and b["padding_free_speedup"] > 1.2, b
 
 
 def test_unknown_recipe_is_a_clean_error(tmp_path):

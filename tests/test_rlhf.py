@@ -8,7 +8,7 @@ import torch
 
 from ftbook.config import ConfigError, DataError
 from ftbook.models import load_tokenizer
-from ftbook.rlhf import (AdaptiveKLController, HealthMonitor, RLHFConfig, brevity, distinct_words, gae, kl_per_token,
+from ftbook.rlhf import (_words, AdaptiveKLController, HealthMonitor, RLHFConfig, brevity, distinct_words, gae, kl_per_token,
                          load_policy, load_prompts, policy_loss, reward_from, reward_model_fn, shaped_rewards, train_rlhf,
                          value_loss, whiten)
 from conftest import run_cli
@@ -90,12 +90,12 @@ def test_whiten_has_zero_mean_unit_variance_on_the_mask():
     assert (w[~mask.bool()] == 0).all()
 
 
-def _toy(algo="ppo", kl_coef=0.0, learning_rate=1e-2, seed=0, steps=20, reward=brevity, monitor=None, **kw):
+def _toy(algo="ppo", kl_coef=0.0, learning_rate=1e-2, seed=0, steps=20, reward=brevity, monitor=None, judge=distinct_words, **kw):
     cfg = RLHFConfig(algo=algo, max_steps=steps, batch_size=8 if algo == "ppo" else 2, num_generations=4, max_new_tokens=16,
                      learning_rate=learning_rate, kl_coef=kl_coef, seed=seed, **kw)
     mon = monitor or HealthMonitor(verbose=False)
     res = train_rlhf(load_policy("tiny-llama", cfg), load_tokenizer("tiny-llama"), PROMPTS, HELD_OUT, reward, cfg,
-                     judge_fn=distinct_words, monitor=mon)
+                     judge_fn=judge, monitor=mon)
     return res, mon
 
 
@@ -107,8 +107,16 @@ def test_ppo_learns_a_rule_by_more_than_its_spread_over_seeds():
     assert min(gains) > 0 and np.mean(gains) > np.std(gains, ddof=1), gains
 
 
+def substance(prompts: list[str], responses: list[str]) -> np.ndarray:
+    "A held-out judge that wants an answer with something in it: min(1, words / 8). `brevity` pays for the opposite."
+    return np.array([min(1.0, len(_words(r)) / 8) for r in responses])
+
+
 def test_monitor_catches_a_hacked_run():
-    res, mon = _toy(kl_coef=0.0, steps=40)  # the run of the seeds test above: every seed learns to answer with nothing
+    # No KL penalty and a high learning rate: the policy collapses onto answers of one word or none, which `brevity` pays
+    # for and `substance` does not. (Judged by `distinct_words`, a one-word answer scores 1, as well as a varied one:
+    # whether the alarm fired then depended on whether this machine's run reached one word or none.)
+    res, mon = _toy(kl_coef=0.0, learning_rate=2e-2, steps=40, judge=substance)
     kinds = {a["kind"] for a in mon.alarms}
     assert {"reward_hacking", "entropy_collapse", "kl_runaway"} <= kinds, kinds  # (length too when the tokens it drops are words)
     assert res.metrics["reward_after"] > res.metrics["reward_before"] and res.metrics["alarms"] == len(mon.alarms)
