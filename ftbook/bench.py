@@ -24,8 +24,8 @@ from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args
 
 # %% auto #0
 __all__ = ['ARCHS', 'LENGTHS_FILE', 'PEAK_TFLOPS', 'MFU_FORMULA', 'bench_config', 'bench_model', 'chat_lengths', 'card_peak',
-           'measured_peak_tflops', 'Arm', 'standard_arms', 'synthetic_data', 'run_arm', 'bench', 'plot_bench',
-           'bench_metrics', 'bench_recipe']
+           'measured_peak_tflops', 'Arm', 'standard_arms', 'synthetic_data', 'speedup_interval', 'run_arm', 'bench',
+           'plot_bench', 'bench_metrics', 'bench_recipe']
 
 # %% ../nbs/10a_bench.ipynb #e10d958c
 ARCHS: dict[str, tuple[str, dict]] = {  # name -> (model_type, config fields): real architectures, built with random weights
@@ -77,7 +77,7 @@ def chat_lengths(n: int,  # sequences to draw
 
 # %% ../nbs/10a_bench.ipynb #918a404e
 PEAK_TFLOPS: dict[str, float] = {  # dense 16-bit tensor-core peak (bf16; fp16 where the card has no bf16), from the vendors' data sheets
-    "H200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0,
+    "H200": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L40": 181.0, "L4": 121.0,
     "A10": 125.0, "V100": 125.0, "T4": 65.0}
 "Peak TFLOP/s by a part of the card's name; the longest name that matches wins (an 'H100 PCIe' is not an SXM 'H100')."
 
@@ -101,7 +101,8 @@ def measured_peak_tflops(device: str = "cpu", n: int = 1024, repeats: int = 5) -
     return 2 * n ** 3 / best / 1e12
 
 
-MFU_FORMULA = "mfu = 6 * n_params * tokens_per_s / (peak_tflops * 1e12); n_params counts every weight, embeddings included; attention's score FLOPs are left out"
+MFU_FORMULA = ("mfu = 6 * n_params * tokens_per_s / (peak_tflops * 1e12); tokens are non-pad tokens; n_params counts every weight, "
+               "embeddings included (tied ones once); attention's score FLOPs and checkpointing's recomputation are not counted")
 
 
 @dataclass
@@ -130,6 +131,9 @@ def standard_arms(device: str = "cpu", installed: set | None = None) -> tuple[li
     if device == "cpu": skipped.append({"name": "flex_attention", "why": "FlexAttention's training kernels are compiled for GPUs"})
     if device == "cpu" or "liger_kernel" not in installed:
         skipped.append({"name": "liger", "why": "Liger's kernels are Triton (GPU only)" if device == "cpu" else "liger-kernel is not installed"})
+    knobs = lambda a: (a.padding_free, a.attention, a.checkpointing, a.liger, a.optim)
+    skipped += [{"name": a.name, "why": "the same settings as the ftbook arm on this machine"} for a in arms
+                if a.name not in ("ftbook", "trl_defaults") and knobs(a) == knobs(arms[-1]) and a.name not in {s["name"] for s in skipped}]
     return [a for a in arms if a.name not in {s["name"] for s in skipped}], skipped
 
 # %% ../nbs/10a_bench.ipynb #f8bf6911
@@ -142,17 +146,21 @@ def _tokenizer(vocab_size: int):
 
 
 def synthetic_data(lengths: list[int], vocab_size: int, seed: int = 0) -> list[list[int]]:
-    "Token ids of the given lengths, each a random motif of 4 to 16 tokens repeated: structure a model can learn, unlike uniform noise."
+    """Token ids of the given lengths, each a random motif of 4 to 16 tokens repeated, the tokens drawn with Zipf-like
+    frequencies (the k-th commonest has weight 1/k): structure a model starts learning in a few steps, unlike uniform noise."""
     rng = np.random.default_rng(seed)
-    return [np.resize(rng.integers(2, vocab_size, size=int(rng.integers(4, 17))), n).tolist() for n in lengths]
+    w = 1 / np.arange(1, vocab_size - 1)
+    return [np.resize(rng.choice(np.arange(2, vocab_size), size=int(rng.integers(4, 17)), p=w / w.sum()), n).tolist() for n in lengths]
 
 
 class _Counting:
-    "A TRL collator that records the non-pad tokens of every batch it builds."
-    def __init__(self, collator): self.collator, self.tokens = collator, []
+    "A TRL collator that records the non-pad tokens of every batch it builds, and the tokens the model computes (pads included)."
+    def __init__(self, collator): self.collator, self.tokens, self.computed = collator, [], []
     def __call__(self, examples):
         self.tokens.append(sum(len(e["input_ids"]) for e in examples))
-        return self.collator(examples)
+        batch = self.collator(examples)
+        self.computed.append(batch["input_ids"].numel())
+        return batch
 
 
 class _StepClock:
@@ -171,6 +179,17 @@ def _rate_interval(tokens: np.ndarray, secs: np.ndarray, n_boot: int = 2000, see
     return float(np.quantile(rates, 0.025)), float(np.quantile(rates, 0.975))
 
 
+def speedup_interval(arm: dict, base: dict, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    "95% bootstrap interval of `arm`'s tokens/s over `base`'s, resampling each arm's measured steps."
+    rng = np.random.default_rng(seed)
+    def rates(a):
+        t, s = np.array(a["step_tokens"]), np.array(a["step_seconds"])
+        idx = rng.integers(0, len(s), size=(n_boot, len(s)))
+        return t[idx].sum(1) / s[idx].sum(1)
+    r = rates(arm) / rates(base)
+    return float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))
+
+
 def run_arm(arm: Arm, arch: str,
             data: list[list[int]],  # token ids of each sequence, in order (the same for every arm)
             micro_batch: int, max_length: int,
@@ -178,7 +197,8 @@ def run_arm(arm: Arm, arch: str,
             warmup: int = 2,  # steps run first and not counted (allocation, kernel selection, compilation)
             peak_tflops: float | None = None,
             precision: str = "fp32",  # 'bf16', 'fp16' or 'fp32'
-            seed: int = 0) -> dict:
+            seed: int = 0,
+            learning_rate: float = 1e-3) -> dict:
     "Train `arch` from random weights for warmup + steps with TRL's `SFTTrainer` under `arm`'s settings; tokens/s, MFU, peak memory, loss."
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -192,7 +212,7 @@ def run_arm(arm: Arm, arch: str,
     ds = Dataset.from_dict({"input_ids": [data[i % len(data)][:max_length] for i in range(n)]})
     args = training_args(tempfile.mkdtemp(prefix="ftbook-bench-"), profile=get_profile("cpu" if device == "cpu" else "gpu"), cls=SFTConfig,
                          max_steps=warmup + steps, per_device_train_batch_size=micro_batch, gradient_accumulation_steps=1,
-                         learning_rate=1e-4, max_length=max_length, logging_steps=1, save_strategy="no", seed=seed, data_seed=seed,
+                         learning_rate=learning_rate, warmup_steps=0, lr_scheduler_type="constant", max_length=max_length, logging_steps=1, save_strategy="no", seed=seed, data_seed=seed,
                          gradient_checkpointing=arm.checkpointing, use_liger_kernel=arm.liger,  # padding-free: in the collator below
                          optim=arm.optim, bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True,
                          dataset_kwargs={"skip_prepare_dataset": True})  # the data is token ids already
@@ -206,16 +226,21 @@ def run_arm(arm: Arm, arch: str,
     reset_peak_memory()
     trainer.train()
     ends = np.array(clock.ends)
-    tokens = np.array(collate.tokens[warmup + 1:warmup + steps], float)  # batches of the measured steps after the first measured end
-    secs = np.diff(ends[warmup:warmup + steps])
+    first = max(warmup, 1)  # the clock starts at the end of the last warm-up step (or of the first step, without warm-up)
+    secs = np.diff(ends[first - 1:warmup + steps])  # one interval per measured step
+    tokens = np.array(collate.tokens[first:warmup + steps], float)  # batch i is step i + 1's: the same steps
+    computed = np.array(collate.computed[first:warmup + steps], float)
     rate = tokens.sum() / secs.sum()
     n_params = model.num_parameters()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     res = {"name": arm.name, "tokens_per_s": float(rate), "tokens_per_s_ci": _rate_interval(tokens, secs),
            "mfu": 6 * n_params * rate / (peak_tflops * 1e12) if peak_tflops else None,
-           "peak_memory_gb": peak_memory_mb() / 1024, "loss_at_end": float(np.mean(losses[-3:])),
-           "losses": losses, "measured_steps": len(secs), "n_params": n_params, "why": arm.why}
-    del trainer, model
+           "peak_memory_gb": peak_memory_mb() * 2**20 / 1e9, "loss_at_end": float(np.mean(losses[-3:])),
+           "losses": losses, "measured_steps": len(secs), "step_tokens": tokens.tolist(), "step_seconds": secs.tolist(),
+           "padding_share": float(1 - tokens.sum() / computed.sum()), "n_params": n_params, "why": arm.why}
+    del trainer, model, collate
+    import gc
+    gc.collect()  # autocast's wrapped forward holds the model in a reference cycle: free it before the next arm is measured
     if device == "cuda": torch.cuda.empty_cache()
     return res
 
@@ -228,6 +253,7 @@ def bench(arch: str = "tiny",  # a name in `ARCHS`
           micro_batch: int | None = None,  # sequences per step, the same in every arm (None: 16 up to 200M parameters, else 8; 8 on CPU)
           max_length: int | None = None,  # tokens per sequence at most (None: 2048 on a GPU, 256 on CPU)
           seed: int = 0,
+          learning_rate: float = 1e-3,  # constant, the same in every arm
           progress=print,  # called with a line per finished arm (None: silent)
          ) -> dict:
     "Every arm on the same synthetic chat-length data in this one process; the `bench.json` structure."
@@ -242,30 +268,45 @@ def bench(arch: str = "tiny",  # a name in `ARCHS`
     steps, warmup = steps or (30 if gpu else 6), warmup if warmup is not None else (5 if gpu else 2)
     if steps < 2: raise ConfigError(f"--steps {steps}: at least 2 measured steps are needed for a rate\nFix: --steps 2 or more")
     max_length = max_length or (2048 if gpu else 256)
-    if micro_batch is None:
-        micro_batch = 8 if not gpu else (16 if _n_params(arch) <= 2e8 else 8)
+    if gpu:  # the arms without checkpointing must fit: a memory plan first, as every GPU cell of the book makes
+        from ftbook.sft import InstructConfig
+        from ftbook.train import plan_memory
+        want = micro_batch or (16 if _n_params(arch) <= 2e8 else 8)
+        plan = plan_memory(bench_config(arch), InstructConfig(batch_size=want, max_length=max_length), get_profile(), can_checkpoint=False)
+        fits = plan.config.batch_size if plan.fits else 0
+        if micro_batch and micro_batch > fits or not fits:
+            raise ConfigError(f"{plan.line}\nFix: --micro-batch {fits}" if fits else f"{plan.line}\nFix: a smaller --arch or --max-length")
+        micro_batch = micro_batch or fits
+    micro_batch = micro_batch or 8
     all_arms, skipped = standard_arms(device)
     if arms:
         unknown = sorted(set(arms) - {a.name for a in all_arms} - {s["name"] for s in skipped})
         if unknown: raise ConfigError(f"unknown arm(s) {', '.join(unknown)}\nFix: choose from {', '.join(a.name for a in all_arms)}")
         all_arms = [a for a in all_arms if a.name in arms]
         skipped = [s for s in skipped if s["name"] in arms]
+    if not all_arms:
+        raise ConfigError("none of those arms can run here: " + "; ".join(f"{s['name']}: {s['why']}" for s in skipped)
+                          + "\nFix: leave --arms out, or choose from " + ", ".join(a.name for a in standard_arms(device)[0]))
     name = torch.cuda.get_device_name(0) if gpu else f"CPU ({torch.get_num_threads()} threads)"
     peak, source = card_peak(name), "the card's data sheet (dense bf16)"
     if peak is None: peak, source = measured_peak_tflops(device), f"measured: the best {'bfloat16' if gpu else 'float32'} 1024x1024 matmul here"
-    precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp16" if gpu else "fp32"
+    precision = ("bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16") if gpu else "fp32"  # no emulated bfloat16
     lengths = chat_lengths((warmup + steps) * micro_batch, max_length, seed)
-    rng = np.random.default_rng(seed)
     vocab = ARCHS[arch][1]["vocab_size"]
     data = synthetic_data(lengths, vocab, seed)
     out = {"device": name, "peak_tflops": peak, "peak_source": source, "mfu_formula": MFU_FORMULA, "arch": arch,
            "precision": precision, "micro_batch": micro_batch, "max_length": max_length, "steps": steps, "warmup": warmup,
-           "seed": seed, "padding_share": padding_share(lengths, micro_batch), "arms": [], "skipped": skipped}
+           "seed": seed, "learning_rate": learning_rate, "padding_share": padding_share(lengths, micro_batch), "arms": [], "skipped": skipped}
+    base = None
     for arm in all_arms:
-        r = run_arm(arm, arch, data, micro_batch, max_length, steps, warmup, peak, precision, seed)
+        r = run_arm(arm, arch, data, micro_batch, max_length, steps, warmup, peak, precision, seed, learning_rate)
+        if arm.name == "trl_defaults": base = r
+        if base: r["speedup"], r["speedup_ci"] = r["tokens_per_s"] / base["tokens_per_s"], speedup_interval(r, base)
         out["arms"].append(r)
-        if progress: progress(f"{arm.name:>16}: {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_s_ci'][0]:,.0f} to {r['tokens_per_s_ci'][1]:,.0f}), "
-                              f"MFU {r['mfu']:.1%}, peak {r['peak_memory_gb']:.2f} GB, loss at end {r['loss_at_end']:.3f}")
+        if progress: progress(f"{arm.name:>16}: {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_s_ci'][0]:,.0f} to {r['tokens_per_s_ci'][1]:,.0f})"
+                              + (f", {r['speedup']:.2f}x TRL's defaults ({r['speedup_ci'][0]:.2f} to {r['speedup_ci'][1]:.2f})" if base and r is not base else "")
+                              + f", MFU {r['mfu']:.1%}, peak {r['peak_memory_gb']:.2f} GB, loss at end {r['loss_at_end']:.3f}")
+    if base: out["padding_share"] = base["padding_share"]  # what the padded baseline's batches actually held
     return out
 
 
@@ -298,20 +339,21 @@ def plot_bench(result: dict,  # what `bench` returns (or a loaded bench.json)
 
 # %% ../nbs/10a_bench.ipynb #6f8ed903
 def bench_metrics(result: dict, baseline: str = "trl_defaults") -> dict:
-    "The flat numbers of a `bench` result for metrics.json: each arm's tokens/s, and its speed-up over `baseline`."
+    "The flat numbers of a `bench` result for metrics.json: each arm's tokens/s, and its speed-up over `baseline` with the interval's ends."
     base = next((a for a in result["arms"] if a["name"] == baseline), None)
     m = {f"{a['name']}_tokens_per_s": a["tokens_per_s"] for a in result["arms"]}
-    if base: m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"] for a in result["arms"] if a is not base}
+    for a in result["arms"]:
+        if base and a is not base:
+            lo, hi = speedup_interval(a, base)
+            m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"], f"{a['name']}_speedup_low": lo, f"{a['name']}_speedup_high": hi}
     return m | {"padding_share": result["padding_share"]}
 
 
-def bench_recipe(quick: bool = False  # three arms, three measured steps each, instead of every arm for the default steps
+def bench_recipe(quick: bool = False  # four measured steps an arm instead of the default
                 ) -> Result:
-    "TRL's defaults against padding-free packing and ftbook's defaults on the `tiny` architecture, on this machine."
-    res = bench("tiny", arms=["trl_defaults", "padding_free", "ftbook"] if quick else None, steps=3 if quick else None,
-                warmup=1 if quick else None, progress=None)
-    arms = {a["name"]: a for a in res["arms"]}
-    lines = [f"{res['device']}: {res['padding_share']:.0%} of padded tokens are padding"] + [
-        f"{n}: {a['tokens_per_s']:,.0f} tokens/s ({a['tokens_per_s_ci'][0]:,.0f} to {a['tokens_per_s_ci'][1]:,.0f}), "
-        f"{a['tokens_per_s'] / arms['trl_defaults']['tokens_per_s']:.2f}x TRL's defaults, loss at end {a['loss_at_end']:.4f}" for n, a in arms.items()]
+    "TRL's defaults against each setting this machine can run and ftbook's defaults, on the `tiny` architecture."
+    res = bench("tiny", steps=4 if quick else None, warmup=1 if quick else None, progress=None)
+    lines = [f"{res['device']}: {res['padding_share']:.0%} of the padded batches' tokens are padding"] + [
+        f"{a['name']}: {a['tokens_per_s']:,.0f} tokens/s" + (f", {a['speedup']:.2f}x TRL's defaults ({a['speedup_ci'][0]:.2f} to "
+        f"{a['speedup_ci'][1]:.2f})" if a["name"] != "trl_defaults" else "") + f", loss at end {a['loss_at_end']:.4f}" for a in res["arms"]]
     return Result(metrics=bench_metrics(res), figures={"bench": plot_bench(res)}, lines=lines)

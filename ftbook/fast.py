@@ -101,9 +101,16 @@ class FastSettings:
         return {k: v for k, v in args.items() if k in cls.__dataclass_fields__}
 
     def apply(self, model):
-        "Switch `model` to the chosen attention (checkpointing is the memory plan's: `Plan.prepare`); returns `model`."
+        """Switch `model` to the chosen attention (checkpointing is the memory plan's: `Plan.prepare`); returns `model`.
+        An architecture without that attention keeps SDPA, and these settings turn padding-free packing off."""
         base = getattr(model, "get_base_model", lambda: model)()
-        if getattr(base.config, "_attn_implementation", None) != self.attention: base.set_attn_implementation(self.attention)
+        if getattr(base.config, "_attn_implementation", None) == self.attention: return model
+        try: base.set_attn_implementation(self.attention)
+        except (ValueError, ImportError) as e:
+            if self.attention == "sdpa": raise
+            self.why["attention"] = f"{type(base).__name__} has no {self.attention} ({str(e).splitlines()[0][:80]})"
+            self.attention, self.padding_free, self.why["padding_free"] = "sdpa", False, "SDPA keeps padded batches"
+            base.set_attn_implementation("sdpa")
         return model
 
 
@@ -111,26 +118,31 @@ def fast_defaults(model=None,  # the model to train: its checkpointing state (se
                   profile: Profile | str | None = None,  # None: `get_profile()`; its dtype decides the precision on a GPU
                   device: str | None = None,  # 'cuda' or 'cpu'; None: cuda when there is a GPU (give 'cuda' to see what a GPU run would use)
                   installed: set | None = None,  # optional packages present ('flash_attn', 'liger_kernel'); None: looked up
+                  capability: tuple | None = None,  # the GPU's compute capability, e.g. (9, 0); None: read from the GPU, else the profile's card
                  ) -> FastSettings:
     """The fastest settings known to be correct for this machine: on a GPU, padding-free packing on an attention that
-    keeps documents apart, Liger when installed, fused AdamW, 16-bit autocast; on a CPU, what the chapters were measured with."""
+    keeps documents apart, Liger when installed, fused AdamW, 16-bit autocast; on a CPU, padded batches."""
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     installed = {m for m in ("flash_attn", "liger_kernel") if _installed(m)} if installed is None else set(installed)
     ckpt = bool(getattr(getattr(model, "get_base_model", lambda: model)(), "is_gradient_checkpointing", False))
     why = {"checkpointing": "the memory plan turned it on" if ckpt else "not needed by the memory plan"}
     if device == "cpu":
-        why |= {"padding_free": "the padded batches the chapters were measured with",
+        why |= {"padding_free": "padded batches, as this book's CPU results were computed; packing is faster here too (chapter 10a)",
                 "attention": "PyTorch's fused attention", "liger": "its Triton kernels need a GPU"}
         return FastSettings("cpu", False, "sdpa", False, ckpt, "fp32", "adamw_torch_fused", why)
-    if "flash_attn" in installed: attn, why["attention"] = "flash_attention_2", "installed: variable-length kernels keep documents apart"
-    elif _flex_available(): attn, why["attention"] = "flex_attention", "a block mask keeps documents apart"
+    gpu = device == "cuda" and torch.cuda.is_available()
+    cap = capability or (torch.cuda.get_device_capability() if gpu else (7, 5) if p.name == "colab" else (9, 0))
+    ampere = cap >= (8, 0)  # FlashAttention 2 and bfloat16 need Ampere or newer; FlexAttention's backward runs short of shared memory before it
+    if "flash_attn" in installed and ampere: attn, why["attention"] = "flash_attention_2", "installed: variable-length kernels keep documents apart"
+    elif _flex_available() and ampere: attn, why["attention"] = "flex_attention", "a block mask keeps documents apart"
+    elif not ampere: attn, why["attention"] = "sdpa", f"compute capability {cap[0]}.{cap[1]}: FlashAttention 2 and FlexAttention's training kernels need 8.0"
     else: attn, why["attention"] = "sdpa", "no flex_attention in this torch (needs >= 2.5)"
     packing = attn != "sdpa"
     why["padding_free"] = ("no pad token is computed" if packing else
-                           "SDPA would need a dense block-diagonal mask, slower than padding")
+                           "SDPA cannot skip the other documents' tokens: padded batches")
     liger = "liger_kernel" in installed
     why["liger"] = "installed" if liger else "not installed: pip install liger-kernel"
     precision = PRECISIONS.get(p.dtype, "fp32")
-    if precision == "bf16" and device == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported(): precision = "fp16"
+    if precision == "bf16" and not ampere: precision = "fp16"  # emulated bfloat16 is slow: float16 on the tensor cores
     return FastSettings("cuda", packing, attn, liger, ckpt, precision, "adamw_torch_fused", why)

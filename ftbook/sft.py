@@ -271,8 +271,8 @@ def prepare_sft(tokenizer,
 def _sft_trainer(model, tokenizer, train, eval, cfg: InstructConfig, output_dir) -> SFTTrainer:
     from ftbook.fast import fast_defaults
     fast = fast_defaults(model)  # padding-free packing, attention, Liger, optimizer for this machine (chapter 10)
+    fast.apply(model)  # an architecture without the chosen attention keeps SDPA and padded batches
     print(fast.line)
-    fast.apply(model)
     args = training_args(
         output_dir, cls=SFTConfig, assistant_only_loss=True, max_length=cfg.max_length, packing=False,
         num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,

@@ -72,7 +72,7 @@ def check_tour_headlines(m: dict):
     assert sft["eval_loss_after"] < sft["eval_loss_before"], sft
     assert rw["pairwise_low"] > 0.5 and rw["pairwise_accuracy"] > rw["length_only_accuracy"], rw  # beats a coin and length
     b = m["bench"]  # padding-free packing skips the padded tokens: faster than TRL's padded defaults on the same batches
-    assert b["padding_share"] > 0.3 and b["padding_free_speedup"] > 1.2, b
+    assert b["padding_share"] > 0.3 and b["padding_free_speedup_low"] > 1, b
 
 
 def test_unknown_recipe_is_a_clean_error(tmp_path):

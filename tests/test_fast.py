@@ -58,7 +58,10 @@ def test_fast_defaults_by_machine(tiny):
     assert (gpu.padding_free, gpu.attention, gpu.liger, gpu.precision, gpu.optim) == (True, "flex_attention", False, "bf16", "adamw_torch_fused")
     assert fast_defaults(tiny, "gpu", device="cuda", installed={"flash_attn", "liger_kernel"}).attention == "flash_attention_2"
     assert fast_defaults(tiny, "gpu", device="cuda", installed={"liger_kernel"}).liger
-    assert fast_defaults(tiny, "colab", device="cuda", installed=set()).precision == "fp16"  # a T4 autocasts to float16
+    t4 = fast_defaults(tiny, "colab", device="cuda", installed={"flash_attn"})  # compute capability 7.5: no bfloat16, no FlashAttention 2
+    assert (t4.precision, t4.attention, t4.padding_free) == ("fp16", "sdpa", False)
+    assert fast_defaults(tiny, "gpu", device="cuda", installed=set(), capability=(8, 0)).attention == "flex_attention"
+    assert fast_defaults(tiny, "gpu", device="cuda", installed=set(), capability=(7, 0)).precision == "fp16"
     assert not gpu.checkpointing
     tiny.gradient_checkpointing_enable()
     try: assert fast_defaults(tiny, "gpu", device="cuda").checkpointing  # the memory plan's choice is kept
@@ -69,12 +72,30 @@ def test_fast_defaults_by_machine(tiny):
     assert "speed (cuda)" in gpu.line and "flex_attention" in gpu.line
 
 
+def test_apply_switches_attention_and_falls_back(tiny, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+    peft_model = get_peft_model(bench_model("tiny"), LoraConfig(r=2, target_modules=["q_proj"]))
+    s = fast_defaults(peft_model, "gpu", device="cuda", installed=set())
+    s.attention = "eager"
+    s.apply(peft_model)
+    assert peft_model.get_base_model().config._attn_implementation == "eager"  # through the PEFT wrapper
+    def refuse(impl):
+        if impl != "sdpa": raise ValueError(f"{impl} is not supported for this architecture")
+        tiny.config._attn_implementation = "sdpa"
+    monkeypatch.setattr(tiny, "set_attn_implementation", refuse)
+    s = fast_defaults(tiny, "gpu", device="cuda", installed=set())
+    assert (s.attention, s.padding_free) == ("flex_attention", True)
+    s.apply(tiny)
+    assert (s.attention, s.padding_free) == ("sdpa", False) and "no flex_attention" in s.line
+
+
 def test_card_peaks_and_arms():
     assert card_peak("NVIDIA H200") == 989.4 and card_peak("NVIDIA H100 PCIe") == 756.0 and card_peak("Tesla T4") == 65.0
+    assert card_peak("NVIDIA L40") == 181.0 and card_peak("NVIDIA L40S") == 362.1 and card_peak("NVIDIA L4") == 121.0
     assert card_peak("Intel Xeon") is None
     arms, skipped = standard_arms("cpu")
     assert {a.name for a in arms} >= {"trl_defaults", "padding_free", "ftbook"}
-    assert {s["name"] for s in skipped} == {"flex_attention", "liger"}
+    assert {s["name"] for s in skipped} == {"flex_attention", "liger", "no_checkpointing"}  # the last is the ftbook arm on CPU
     gpu_arms, _ = standard_arms("cuda", installed={"liger_kernel"})
     ft = next(a for a in gpu_arms if a.name == "ftbook")
     assert ft.padding_free and ft.attention == "flex_attention" and not ft.checkpointing and ft.liger
@@ -93,7 +114,11 @@ def test_bench_cli_writes_bench_json(tmp_path):
     for a in b["arms"]:
         assert a["tokens_per_s"] > 0 and 0 < a["mfu"] < 1 and a["peak_memory_gb"] > 0 and a["loss_at_end"] > 0
         lo, hi = a["tokens_per_s_ci"]
-        assert lo <= a["tokens_per_s"] <= hi
+        assert lo <= a["tokens_per_s"] <= hi and a["measured_steps"] == 3 == len(a["step_seconds"])
+        assert a["tokens_per_s"] == pytest.approx(sum(a["step_tokens"]) / sum(a["step_seconds"]))
+    pf = b["arms"][1]
+    assert pf["speedup_ci"][0] <= pf["speedup"] <= pf["speedup_ci"][1]
+    assert pf["padding_share"] < 0.05 < b["arms"][0]["padding_share"] == b["padding_share"]  # counted from the batches
     # the same data in the same order: padding-free computes the same losses as padded batches
     assert b["arms"][1]["losses"] == pytest.approx(b["arms"][0]["losses"], abs=1e-4)
     assert b["padding_share"] > 0.2
@@ -105,6 +130,7 @@ def test_bench_cli_writes_bench_json(tmp_path):
 
 
 @pytest.mark.parametrize("flags,expect", [(["--arch", "gpt5"], "unknown --arch"), (["--arms", "fastest"], "unknown arm"),
+                                          (["--device", "cpu", "--arms", "liger,flex_attention"], "none of those arms can run here"),
                                           (["--device", "cuda"], "no CUDA GPU")])
 def test_bench_bad_input_exits_2_writing_nothing(tmp_path, flags, expect):
     if "--device" in flags and torch.cuda.is_available(): pytest.skip("this machine has a GPU")
