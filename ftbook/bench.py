@@ -338,14 +338,12 @@ def plot_bench(result: dict,  # what `bench` returns (or a loaded bench.json)
     return fig
 
 # %% ../nbs/10a_bench.ipynb #6f8ed903
-def bench_metrics(result: dict, baseline: str = "trl_defaults") -> dict:
-    "The flat numbers of a `bench` result for metrics.json: each arm's tokens/s, and its speed-up over `baseline` with the interval's ends."
-    base = next((a for a in result["arms"] if a["name"] == baseline), None)
+def bench_metrics(result: dict) -> dict:
+    "The flat numbers of a `bench` result for metrics.json: each arm's tokens/s, and its speed-up over TRL's defaults with the interval's ends (as `bench` computed them)."
     m = {f"{a['name']}_tokens_per_s": a["tokens_per_s"] for a in result["arms"]}
     for a in result["arms"]:
-        if base and a is not base:
-            lo, hi = speedup_interval(a, base)
-            m |= {f"{a['name']}_speedup": a["tokens_per_s"] / base["tokens_per_s"], f"{a['name']}_speedup_low": lo, f"{a['name']}_speedup_high": hi}
+        if "speedup" in a and a["name"] != "trl_defaults":
+            m |= {f"{a['name']}_speedup": a["speedup"], f"{a['name']}_speedup_low": a["speedup_ci"][0], f"{a['name']}_speedup_high": a["speedup_ci"][1]}
     return m | {"padding_share": result["padding_share"]}
 
 
