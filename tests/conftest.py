@@ -36,6 +36,9 @@ def pytest_terminal_summary(terminalreporter):
     tn = sys.modules.get("test_notebooks")
     if tn is None or not tn.TIMES: return
     terminalreporter.section("notebook times (cpu profile)")
+    factor = tn.SPEED.get("factor", 1.0)
+    terminalreporter.write_line(f"reference workload: {tn.SPEED.get('measured_s', float('nan')):.2f} s against "
+                                f"{tn.REFERENCE_S} s on the reference machine: budgets x {factor:.2f}")
     for name, secs in sorted(tn.TIMES.items(), key=lambda kv: -kv[1]):
-        budget = tn.OVER_BUDGET_S.get(name, tn.BUDGET_S)
-        terminalreporter.write_line(f"{secs:7.1f} s  {name}  (budget {budget} s){'  OVER' if secs > budget else ''}")
+        budget = tn.OVER_BUDGET_S.get(name, tn.BUDGET_S) * factor
+        terminalreporter.write_line(f"{secs:7.1f} s  {name}  (budget {budget:.0f} s){'  OVER' if secs > budget else ''}")
