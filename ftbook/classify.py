@@ -185,7 +185,10 @@ def train_classifier(model,  # from `load_classifier`: its label names decide th
                          warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, seed=cfg.seed,
                          data_seed=cfg.seed, logging_steps=10, save_strategy="steps" if cfg.save_steps else "no",
                          save_steps=cfg.save_steps or 500, save_total_limit=2,
-                         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
+                         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+                         # the loss is a mean over each process's examples, not a sum over a token count: with the Trainer's
+                         # token averaging on, `accelerate launch` would multiply it by the number of processes
+                         average_tokens_across_devices=False)
     trainer = Trainer(model=model, args=args, train_dataset=enc, data_collator=DataCollatorWithPadding(tokenizer),
                       callbacks=list(callbacks))
     ckpt = last_checkpoint(output_dir) if resume else None

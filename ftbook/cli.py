@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, FtbookError, Result, atomic_write
+from .config import ConfigError, FtbookError, Result, atomic_write, is_main_process
 
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
@@ -26,7 +26,7 @@ __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TO
            'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
            'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
            'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify',
-           'add_verify_parser', 'cmd_bench', 'add_bench_parser']
+           'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config', 'add_scale_config_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -49,6 +49,10 @@ def write_metrics(out: Path,  # the --out folder
     "Write `out/metrics.json`: the flat numeric metrics plus a `config` object."
     config = _jsonable(config) if config is not None else {}
     if "seed" in config: metrics = {**metrics, "seed": config["seed"]}
+    if isinstance(config.get("batch_size"), int):  # a training run: its global batch, over every process of a distributed launch
+        from ftbook.scale import global_batch, world_size
+        metrics = {**metrics, "world_size": world_size(), "global_batch": global_batch(config["batch_size"], config.get("grad_accum") or 1)}
+        if isinstance(config.get("learning_rate"), (int, float)): metrics["learning_rate"] = config["learning_rate"]
     bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
     if bad: raise FtbookError(f"metrics.json holds numbers only at the top level; not: {bad}")
     return write_json(Path(out) / "metrics.json", {**metrics, "config": config})
@@ -142,6 +146,7 @@ def prepare_out(args) -> Path:
     from ftbook.train import last_checkpoint
     out = Path(args.out)
     ckpts = out / "checkpoints"
+    if not is_main_process(): return out  # under `accelerate launch`, the first process prepares the folder
     if getattr(args, "overwrite", False) and not getattr(args, "resume", False) and ckpts.is_dir():
         shutil.rmtree(ckpts)  # the old run's checkpoints must not mix with the new run's
     if getattr(args, "resume", False) and not any(last_checkpoint(d) for d in (ckpts, ckpts / "head")):
@@ -273,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "verbose", True) is False:  # a training verb without --verbose (the others load no trainer)
         from ftbook.train import quiet
         quiet()
+    import contextlib, os
+    # under `accelerate launch` every process runs this; only the first prints its report (errors print on every one)
+    silent = contextlib.redirect_stdout(open(os.devnull, "w")) if not is_main_process() else contextlib.nullcontext()
     try:
-        with trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
+        with silent, trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
             return args.func(args)
     except FtbookError as e:
         print(f"ftbook {args.verb}: error: {e}", file=sys.stderr)
@@ -884,3 +892,25 @@ def add_bench_parser(sub):
 
 
 TOUR.append(("bench", "ftbook.bench:bench_recipe"))
+
+# %% ../nbs/12_cli.ipynb #05fc9019
+def cmd_scale_config(args) -> int:
+    "Print the shipped Accelerate configs (--list), one config's text, or its path (--path)."
+    from ftbook.scale import STRATEGIES, CONFIG_FOR, scale_config, scale_configs
+    if args.list or not args.name:
+        what = {c: STRATEGIES[s] for s, c in CONFIG_FOR.items()}
+        for name, path in scale_configs().items(): print(f"{name:>10}  {path}\n{'':>10}  {what.get(name, '')}")
+        print("\nUse one with: accelerate launch --config_file PATH --num_processes N -m ftbook VERB ...")
+        return 0
+    path = scale_config(args.name)
+    print(path if args.path else path.read_text(), end="\n" if args.path else "")
+    return 0
+
+
+@verb
+def add_scale_config_parser(sub):
+    p = sub.add_parser("scale-config", help="the Accelerate config files for DDP, FSDP2 and DeepSpeed ZeRO runs of any training verb")
+    p.add_argument("name", nargs="?", help="a config (single-gpu, ddp, fsdp2, zero2, zero3) or a strategy (single, fsdp)")
+    p.add_argument("--list", action="store_true", help="list every config and where it is (the default without NAME)")
+    p.add_argument("--path", action="store_true", help="print only the config's path, for --config_file")
+    p.set_defaults(func=cmd_scale_config)

@@ -187,8 +187,9 @@ def _guard(trainer):
     if getattr(trainer, "_ftbook_guarded", False): return
     step_fn, trace = trainer.training_step, os.environ.get("FTBOOK_TRACE_BATCHES")
     def training_step(model, inputs, *args, **kwargs):
-        if trace:
-            with open(trace, "a") as f: f.write(f"{trainer.state.global_step + 1}\t{' '.join(_fingerprints(inputs))}\n")
+        if trace:  # each process of a distributed run traces its own batches (rank 0 to `trace`, rank r to `trace.rank<r>`)
+            rank = int(os.environ.get("RANK", "0"))
+            with open(trace if rank == 0 else f"{trace}.rank{rank}", "a") as f: f.write(f"{trainer.state.global_step + 1}\t{' '.join(_fingerprints(inputs))}\n")
         loss = step_fn(model, inputs, *args, **kwargs)
         if not torch.isfinite(loss).all(): raise _NonFinite(trainer.state.global_step + 1, loss.item())
         return loss
@@ -224,14 +225,19 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
     def __init__(self, batch_size: int,  # examples per optimizer step (micro-batch times accumulation)
                  lengths: list[int],  # tokens per example
                  seed: int = 0,  # the run's data seed
+                 trainer=None,  # the Trainer: its state tells the epoch where `set_epoch` does not reach this sampler
                 ):
         super().__init__(batch_size, lengths=lengths)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.trainer = seed, 0, trainer
 
     def set_epoch(self, epoch: int): self.epoch = epoch  # the Trainer calls this at the start of every epoch
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        # Accelerate forwards `set_epoch` through one wrapper, not through the two a distributed run resumed mid-epoch
+        # has (a skipping sampler around each process's shard); the Trainer's state knows the epoch in every case
+        import math
+        epoch = self.epoch if self.trainer is None else max(self.epoch, math.floor((self.trainer.state.epoch or 0) + 1e-9))
+        g = torch.Generator().manual_seed(self.seed + epoch)
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
 
 
@@ -243,7 +249,9 @@ def _seed_length_grouping(trainer):
         s = build(*args, **kwargs)
         if type(s) is not LengthGroupedSampler: return s
         seed = trainer.args.data_seed if trainer.args.data_seed is not None else trainer.args.seed
-        return SeededLengthGroupedSampler(s.batch_size, s.lengths, seed)
+        # groups of a whole optimizer step over every process: `accelerate launch` then hands each process its share
+        # of the one-process run's batch, so 2 processes x 4 train on the same 8 examples per step as 1 x 8
+        return SeededLengthGroupedSampler(s.batch_size * trainer.args.world_size, s.lengths, seed, trainer)
     sampler._ftbook_seeded = True
     trainer._get_train_sampler = sampler
 
@@ -287,15 +295,18 @@ def use_progress_bar(trainer):
     return trainer
 
 
+def _world_size() -> int: return max(int(os.environ.get("WORLD_SIZE", "1")), 1)  # processes of an `accelerate launch` or `torchrun`
+
+
 def planned_steps(n_examples: int,  # training examples (rows after tokenising)
                   batch_size: int,  # examples per micro-step
                   grad_accum: int = 1,  # micro-steps per optimizer step
                   num_epochs: float = 1.0,  # passes over the data
                   max_steps: int = -1,  # > 0: exactly this many steps instead
                  ) -> int:
-    "Optimizer steps a run will take, counted as the transformers Trainer counts them."
+    "Optimizer steps a run will take, counted as the transformers Trainer counts them (each process of a distributed run takes its share of the examples)."
     if max_steps > 0: return max_steps
-    batches = math.ceil(n_examples / batch_size)
+    batches = math.ceil(math.ceil(n_examples / _world_size()) / batch_size)
     per_epoch = max(batches // grad_accum + int(batches % grad_accum > 0), 1)
     return math.ceil(num_epochs * per_epoch)
 
@@ -312,7 +323,10 @@ def plan_line(n_examples: int,  # training examples
     "The one line a run prints before it trains: examples, tokens, steps, batch, learning rate and schedule."
     warm = math.ceil(warmup_steps * steps) if 0 < warmup_steps < 1 else int(warmup_steps)  # as transformers counts them
     span = f"{num_epochs:g} epoch{'s' if num_epochs != 1 else ''} = " if num_epochs else ""
-    return (f"plan: {n_examples:,} examples ({n_tokens:,} tokens), {span}{steps:,} steps of {batch_size} x {grad_accum}, "
+    world = _world_size()
+    batch = (f"{batch_size} x {grad_accum}" if world == 1 else
+             f"{world} processes x {batch_size} x {grad_accum} (global batch {world * batch_size * grad_accum})")
+    return (f"plan: {n_examples:,} examples ({n_tokens:,} tokens), {span}{steps:,} steps of {batch}, "
             f"learning rate {learning_rate:g}, {warm} warm-up steps, then "
             + ("linear decay to 0" if schedule == "linear" else f"{schedule} schedule"))
 
@@ -323,7 +337,7 @@ def print_plan(n_examples: int, n_tokens: int,  # training examples, and tokens 
               ) -> int:
     "Print the run's `plan_line` from its config, and return the planned optimizer steps."
     steps = planned_steps(n_examples, cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps)
-    print(plan_line(n_examples, n_tokens, steps, cfg.batch_size, cfg.grad_accum, learning_rate, cfg.warmup_steps,
+    if is_main_process(): print(plan_line(n_examples, n_tokens, steps, cfg.batch_size, cfg.grad_accum, learning_rate, cfg.warmup_steps,
                     num_epochs=None if cfg.max_steps > 0 else cfg.num_epochs))
     return steps
 

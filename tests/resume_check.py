@@ -8,7 +8,8 @@ resumed model's weights equal the uninterrupted model's (exactly, or within `ato
 nondeterministic) and, from the FTBOOK_TRACE_BATCHES record of which examples each step trained on, that the killed
 and resumed runs together trained on exactly the uninterrupted run's examples, in the same order: nothing skipped,
 nothing seen twice. The verb must accept `--out DIR` and `--resume`, checkpoint into `DIR/checkpoints` and save its
-model into `DIR/model`.
+model into `DIR/model`. With `launcher` (e.g. `accelerate launch ... -m ftbook`) every run is that command, so a
+distributed run is killed (its whole process group) and resumed the same way; every process's trace is compared.
 """
 import os
 import random
@@ -26,13 +27,26 @@ from ftbook.train import CKPT_MARKER
 CLI = [sys.executable, "-c", "import sys; from ftbook.cli import main; sys.exit(main())"]
 
 
-def _run(args, trace):
+def _run(args, trace, launcher=None):
     "Start the verb with its batches traced to `trace` and its output logged beside it (a pipe could fill and block it)."
     env = {**os.environ, "FTBOOK_TRACE_BATCHES": str(trace)}
-    with open(trace.with_suffix(".log"), "w") as log:
-        p = subprocess.Popen(CLI + [str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(trace.with_suffix(".log"), "w") as log:  # its own process group: a kill reaches every process of a launch
+        cmd = (launcher() if callable(launcher) else launcher) or CLI
+        p = subprocess.Popen(cmd + [str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
     p.log = trace.with_suffix(".log")
     return p
+
+
+def _kill_tree(pid: int):
+    "SIGKILL a process and every process under it (a launcher's workers may run in sessions of their own)."
+    import psutil
+    children = psutil.Process(pid).children(recursive=True)
+    os.kill(pid, signal.SIGKILL)  # reaped by the caller's `wait`, which reads the kill from its exit status
+    for q in children:
+        try: q.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess: pass
+    psutil.wait_procs(children, timeout=30)
 
 
 def _finish(p, timeout):
@@ -40,8 +54,9 @@ def _finish(p, timeout):
     assert p.returncode == 0, f"exit {p.returncode}:\n{p.log.read_text()[-4000:]}"
 
 
-def _steps(trace: Path) -> list[tuple[int, str]]:
-    "(step, fingerprints) per complete line of a trace."
+def _steps(trace: Path, rank: int = 0) -> list[tuple[int, str]]:
+    "(step, fingerprints) per complete line of a trace (of process `rank` of a distributed run)."
+    trace = trace if rank == 0 else Path(f"{trace}.rank{rank}")
     if not trace.exists(): return []
     lines = trace.read_text().split("\n")[:-1]  # a line cut by the kill has no newline yet
     return [(int(s), f) for s, f in (l.split("\t", 1) for l in lines)]
@@ -58,14 +73,15 @@ def _complete_checkpoints(ckpts: Path) -> list[int]:
     return sorted(int(p.name.rsplit("-", 1)[1]) for p in ckpts.glob("checkpoint-*") if (p / CKPT_MARKER).exists())
 
 
-def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol: float = 0.0, timeout: float = 900):
+def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol: float = 0.0, timeout: float = 900,
+                           launcher=None, processes: int = 1):  # launcher: a command list, or a function returning one
     "Run `ftbook *verb_args` uninterrupted, killed-then-resumed, and compare weights and trained examples."
     full, cut = tmp_path / "uninterrupted", tmp_path / "killed"
-    _finish(_run([*verb_args, "--out", full], tmp_path / "full.trace"), timeout)
+    _finish(_run([*verb_args, "--out", full], tmp_path / "full.trace", launcher), timeout)
     reference = _steps(tmp_path / "full.trace")
     total = max(s for s, _ in reference)
 
-    p = _run([*verb_args, "--out", cut], tmp_path / "cut.trace")
+    p = _run([*verb_args, "--out", cut], tmp_path / "cut.trace", launcher)
     deadline, kill_at = time.time() + timeout, None
     while p.poll() is None and time.time() < deadline:
         done = _complete_checkpoints(cut / "checkpoints")
@@ -74,7 +90,7 @@ def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol:
             # well before the end: the kill lands a step or two after the trace shows `kill_at`
             kill_at = random.Random(seed).randint(done[0] + 1, max(done[0] + 1, total - 3))
         if kill_at and any(s >= kill_at for s, _ in _steps(tmp_path / "cut.trace")):
-            os.kill(p.pid, signal.SIGKILL)
+            _kill_tree(p.pid)
             break
         time.sleep(0.05)
     p.wait(timeout=60)
@@ -82,12 +98,14 @@ def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol:
     assert not (cut / "model").exists(), "a killed run must not leave a final model behind"
 
     resumed_from = _complete_checkpoints(cut / "checkpoints")[-1]
-    _finish(_run([*verb_args, "--out", cut, "--resume"], tmp_path / "resume.trace"), timeout)
-    trained = [x for x in _steps(tmp_path / "cut.trace") if x[0] <= resumed_from] + _steps(tmp_path / "resume.trace")
-    first = next((i for i, (a, b) in enumerate(zip(trained, reference)) if a != b), min(len(trained), len(reference)))
-    assert trained == reference, (f"killed at step {kill_at}, resumed from {resumed_from}: the examples trained on differ "
-                                  f"from the uninterrupted run's from entry {first}: {trained[first:first + 2]} "
-                                  f"instead of {reference[first:first + 2]}")
+    _finish(_run([*verb_args, "--out", cut, "--resume"], tmp_path / "resume.trace", launcher), timeout)
+    for rank in range(processes):
+        reference = _steps(tmp_path / "full.trace", rank)
+        trained = [x for x in _steps(tmp_path / "cut.trace", rank) if x[0] <= resumed_from] + _steps(tmp_path / "resume.trace", rank)
+        first = next((i for i, (a, b) in enumerate(zip(trained, reference)) if a != b), min(len(trained), len(reference)))
+        assert reference and trained == reference, (
+            f"process {rank}: killed at step {kill_at}, resumed from {resumed_from}: the examples trained on differ from "
+            f"the uninterrupted run's from entry {first}: {trained[first:first + 2]} instead of {reference[first:first + 2]}")
 
     a, b = _weights(full / "model"), _weights(cut / "model")
     assert a.keys() == b.keys()
