@@ -13,14 +13,15 @@ pytestmark = pytest.mark.slow
 NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 BUDGET_S = 150
 "Seconds a notebook may take on the cpu profile on a 2-core machine."
-OVER_BUDGET_S = {"03_pitfalls": 235, "04_selfsup": 200, "05a_classify": 225, "06_reward": 180, "09_lora": 210}
+OVER_BUDGET_S = {"03_pitfalls": 235, "04_selfsup": 200, "05a_classify": 225, "06_reward": 200, "07_rlhf": 180, "09_lora": 210}
 """Notebooks over BUDGET_S on the reference machine, with the limit they are held to until their runs are cut. Measured
 in the fresh-clone CI run that took 61 minutes: 03 at 209 s (206 s alone here; its forgetting curve is 102 s of that:
 12 SmolLM2 steps, measured twice on 40 questions), 05a at 191 s (202 s here: the pretrained and the from-scratch
 classifier, 61 and 69 s), 09 at 189 s (its classification comparison, four arms, is 92 s) and 04 at 176 s. Each limit
 is about an eighth above its measured time. 12_cli used to run the whole quick tour (325 s); the tour now runs once, in
 tests/test_cli.py, and the chapter runs two of its recipes. 06 took 103 s, then 133 s, then failed its 150 s in the
-fresh-clone run of 27ccfb0 (it passes alone, unchanged since): 180 s until its reward-model runs are cut."""
+fresh-clone run of 27ccfb0 (178 s against 150 x 1.12; it passes alone, unchanged since): 200 s until its reward-model
+runs are cut. 07 took 156.5 s of its 168 in that run: 180 s."""
 TIMES: dict[str, float] = {}
 REFERENCE_S = 3.4
 """Seconds `reference_seconds()` takes on the reference machine: this 2-core x86_64 machine on the day its notebooks
