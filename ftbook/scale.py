@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ftbook
 from .config import ConfigError
-from .train import Arch, arch_of
+from .train import Arch, _world_size, arch_of
 from .train import estimate_memory as one_gpu_memory
 
 # %% auto #0
@@ -73,7 +73,7 @@ def launch_command(verb_args: str,  # the command line after `ftbook`, e.g. 'sft
 # %% ../nbs/11_scale.ipynb #b6723773
 def world_size() -> int:
     "Processes in this run: set by `accelerate launch` and `torchrun` (WORLD_SIZE), 1 otherwise."
-    return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    return _world_size()  # the training chapter's count, which its plan lines and step counts use
 
 
 def global_batch(micro_batch: int,  # examples per process per forward pass
