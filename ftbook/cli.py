@@ -45,13 +45,15 @@ def write_json(path: Path, obj) -> Path:
 def write_metrics(out: Path,  # the --out folder
                   metrics: dict,  # flat name -> number
                   config=None,  # the settings that produced them (a dataclass or dict)
+                  global_batch: int | None = None,  # examples per optimizer step over every process (default: from `config`)
                  ) -> Path:
     "Write `out/metrics.json`: the flat numeric metrics plus a `config` object."
     config = _jsonable(config) if config is not None else {}
     if "seed" in config: metrics = {**metrics, "seed": config["seed"]}
     if isinstance(config.get("batch_size"), int):  # a training run: its global batch, over every process of a distributed launch
-        from ftbook.scale import global_batch, world_size
-        metrics = {**metrics, "world_size": world_size(), "global_batch": global_batch(config["batch_size"], config.get("grad_accum") or 1)}
+        from ftbook.scale import global_batch as per_step, world_size
+        metrics = {**metrics, "world_size": world_size(),
+                   "global_batch": global_batch or per_step(config["batch_size"], config.get("grad_accum") or 1)}
         if isinstance(config.get("learning_rate"), (int, float)): metrics["learning_rate"] = config["learning_rate"]
     bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
     if bad: raise FtbookError(f"metrics.json holds numbers only at the top level; not: {bad}")
@@ -644,7 +646,7 @@ def cmd_rlhf(args) -> int:
     from ftbook.config import DataError, get_profile, model_for
     from ftbook.models import load_tokenizer, resolve_model
     from ftbook.rlhf import RLHFConfig, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
-    from ftbook.train import save_model
+    from ftbook.train import _world_size, save_model
     check_out(args)
     if args.grad_accum: raise ConfigError("--grad-accum does not apply to ftbook rlhf: each update is one batch of responses\n"
                                           "Fix: set the responses per update with --batch-size")
@@ -662,6 +664,10 @@ def cmd_rlhf(args) -> int:
         train, held = [prompts[i] for i in order[k:]], [prompts[i] for i in order[:k]]
     steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
+    if cfg.algo == "ppo" and _world_size() > 1:
+        raise ConfigError(f"ftbook's PPO runs in one process, and this is one of {_world_size()}: its loop does not split the "
+                          "responses between processes\nFix: run ftbook rlhf without accelerate launch, or pass --algo grpo "
+                          "or --algo rloo (TRL's trainers, which run under accelerate launch)")
     reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
     resolve_model(name)
@@ -672,7 +678,8 @@ def cmd_rlhf(args) -> int:
     atomic_write(out / "samples.jsonl", "".join(json.dumps(p) + "\n" for p in res.predictions))
     atomic_write(out / "rlhf.png", _png(plot_runs({cfg.algo: res.history}, title=f"{name}, {cfg.algo}")))
     write_metrics(out, res.metrics, {**asdict(cfg), "policy": name, "reward": args.reward, "judge": args.judge,
-                                     "prompts": str(args.prompts), "eval_prompts": str(args.eval_prompts or "")})
+                                     "prompts": str(args.prompts), "eval_prompts": str(args.eval_prompts or "")},
+                  global_batch=cfg.batch_size)  # rlhf's --batch-size is the prompts of one update, split between processes
     for l in res.lines: print(l)
     print(f"Wrote {out / 'model'}, {out / 'metrics.json'}, {out / 'samples.jsonl'} and {out / 'rlhf.png'}")
     return 0

@@ -37,7 +37,7 @@ from .models import load_model, load_tokenizer
 from .reward import score
 from .lora import add_lora
 from .train import (CKPT_MARKER, default_learning_rate, last_checkpoint, run_training, seed_everything,
-                    training_args, use_progress_bar)
+                    _world_size, training_args, use_progress_bar)
 from tqdm.auto import tqdm
 
 ALGOS = ("ppo", "rloo", "grpo")
@@ -595,8 +595,16 @@ def online_trainer(policy, tokenizer, prompts: list[str], reward_fn, cfg: "RLHFC
     Cfg, Trainer = (GRPOConfig, GRPOTrainer) if cfg.algo == "grpo" else (RLOOConfig, RLOOTrainer)
     funcs = [_trl_reward(reward_fn, "reward")] + ([_trl_reward(judge_fn, "judge")] if judge_fn else [])
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix=f"ftbook-{cfg.algo}-"))
+    # an update is cfg.batch_size prompts x num_generations responses, split between the processes of `accelerate launch`
+    world, responses = _world_size(), cfg.batch_size * cfg.num_generations
+    if responses % world:
+        raise ConfigError(f"an update's {responses} responses ({cfg.batch_size} prompts x {cfg.num_generations}) do not split evenly "
+                          f"between {world} processes\nFix: make --batch-size x --num-generations a multiple of {world}")
+    if len(prompts) < cfg.batch_size:  # TRL's sampler drops an incomplete batch: no update would run
+        raise ConfigError(f"{len(prompts)} training prompts are fewer than one update's {cfg.batch_size}\n"
+                          f"Fix: add prompts, or pass --batch-size {max(1, len(prompts))} or less")
     args = training_args(output_dir, cls=Cfg, max_steps=cfg.max_steps, num_train_epochs=1e9,
-                         per_device_train_batch_size=cfg.batch_size * cfg.num_generations, gradient_accumulation_steps=1,
+                         per_device_train_batch_size=responses // world, gradient_accumulation_steps=1,
                          num_generations=cfg.num_generations, max_completion_length=cfg.max_new_tokens,
                          temperature=cfg.temperature, top_k=0, top_p=1.0, beta=cfg.kl_coef, epsilon=cfg.clip_range,
                          learning_rate=default_learning_rate(cfg.learning_rate, FULL_LR, cfg.lora_r), lr_scheduler_type="constant",

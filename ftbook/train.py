@@ -18,7 +18,7 @@ from .config import ConfigError, Profile, atomic_write, get_profile, is_main_pro
 __all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'GIB', 'KNOWN_CONFIGS', 'PRECISIONS', 'CARDS', 'quiet',
            'seed_everything', 'training_args', 'lr_range_test', 'suggest_lr', 'plot_lr_range', 'CheckpointMarker',
            'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
-           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'save_model', 'plot_losses',
+           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'full_state_dict', 'save_model', 'plot_losses',
            'default_learning_rate', 'model_config', 'Arch', 'arch_of', 'lora_trainable', 'activation_bytes',
            'estimate_memory', 'measured_peak', 'Plan', 'plan_memory', 'plot_plans']
 
@@ -377,15 +377,33 @@ LABELS_FILE = "labels.json"
 "Beside a saved classification adapter (which has no config.json): its label names in class-id order."
 
 
+def full_state_dict(model) -> dict | None:
+    """The model's whole state dict on the main process (an empty dict on the others) when its weights are split across
+    processes, by FSDP2 or DeepSpeed ZeRO-3; None when every process holds whole weights. Every process must call it."""
+    params = list(model.parameters())
+    try: from torch.distributed.tensor import DTensor
+    except ImportError: DTensor = ()
+    if DTensor and any(isinstance(p, DTensor) for p in params):  # FSDP2 (`fully_shard`): each process holds a slice
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if any(hasattr(p, "ds_id") for p in params):  # DeepSpeed ZeRO-3 (not run by ftbook's tests: no DeepSpeed here)
+        import deepspeed
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if is_main_process() else {}
+    return None
+
+
 def save_model(model, tokenizer,  # what to save
                dest: str | os.PathLike,  # the folder to create, e.g. OUT/model
               ) -> Path:
-    "`save_pretrained` the model and tokenizer into `dest` via a temporary folder and a rename (main process only)."
+    """`save_pretrained` the model and tokenizer into `dest` via a temporary folder and a rename (main process only).
+    Under FSDP2 or ZeRO-3 every process must call it: the split weights are gathered first, and saved whole."""
     dest = Path(dest)
+    whole = full_state_dict(model)
     if not is_main_process(): return dest
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, **({"state_dict": whole} if whole is not None else {}))
     if tokenizer is not None: tokenizer.save_pretrained(tmp)
     peft = getattr(model, "peft_config", {}).get("default")
     if peft is not None and str(peft.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS"):  # an adapter folder has no config.json

@@ -32,7 +32,12 @@ def run_cli(*args, cwd=None, timeout=900):
 
 
 def pytest_terminal_summary(terminalreporter):
-    "Print how long each notebook took (test_notebooks.py), slowest first, against its budget."
+    "Print how long each notebook took (test_notebooks.py), slowest first, against its budget; and each quick-tour recipe."
+    tc = sys.modules.get("test_cli")
+    if tc is not None and tc.TOUR_TIMES:
+        terminalreporter.section("quick tour: seconds per recipe (test_cli.py)")
+        for name, secs in sorted(tc.TOUR_TIMES.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{secs:7.1f} s  {name}")
     tn = sys.modules.get("test_notebooks")
     if tn is None or not tn.TIMES: return
     terminalreporter.section("notebook times (cpu profile)")

@@ -59,6 +59,10 @@ def data(tmp_path):
         "sft": _jsonl(tmp_path / "sft.jsonl", [{"messages": [{"role": "user", "content": f"Name colour number {i}."},
                                                             {"role": "assistant", "content": f"Colour {i} is {c}." + " Yes." * (i % 3)}]}
                                               for i, c in enumerate(["red", "blue", "green", "amber", "teal", "grey"] * 8)]),
+        "text": _jsonl(tmp_path / "text.jsonl", [{"text": f"Reef the mainsail early when the wind rises above {n} knots; ease "
+                                                          f"the sheets on the {side} tack."} for n in range(10, 30) for side in ("port", "starboard")]),
+        "pairs": _jsonl(tmp_path / "pairs.jsonl", [{"prompt": f"Wind {n} knots on the {side} tack?", "chosen": f"Reef at {n} knots.",
+                                                    "rejected": f"Carry full sail at {n} knots."} for n in range(10, 22) for side in ("port", "starboard")]),
     }
 
 
@@ -113,6 +117,43 @@ def test_sft_two_processes_match_one(tmp_path, data):
              micro=2, rel_tol=5e-3)
 
 
+@pytest.mark.parametrize("verb", ["pretrain", "reward", "dpo"])
+def test_other_verbs_two_processes_match_one(tmp_path, data, verb):
+    args = {"pretrain": ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", data["text"], "--block-size", "32"],
+            "reward": ["reward", "--model", no_dropout("tiny-bert", tmp_path / "tiny-bert-no-dropout"), "--train", data["pairs"],
+                       "--eval", data["pairs"]],
+            "dpo": ["dpo", "--model", "tiny-llama", "--train", data["pairs"], "--eval", data["pairs"]]}[verb]
+    print(verb, _compare(tmp_path, args + ["--max-steps", "8", "--save-steps", "4"], micro=2, rel_tol=5e-3))
+
+
+def test_rlhf_ppo_refuses_two_processes(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Say something kind about boat {i}.\n" for i in range(10)))
+    r = subprocess.run(launcher(2) + ["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", str(prompts), "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=600)
+    # each process exits 2 with ftbook's message; the launcher then exits 1 and prints its own report of the exit codes
+    assert r.returncode != 0 and "ftbook rlhf: error: ftbook's PPO runs in one process" in r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert "--algo grpo" in r.stderr and "exitcode  : 2" in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_rlhf_grpo_two_processes_split_each_update(tmp_path):
+    # an update is --batch-size prompts in all: with two processes each takes half (it used to be twice as many prompts,
+    # and 10 training prompts were then fewer than one update: TRL ran no step at all)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Say something kind about boat {i}.\n" for i in range(12)))
+    out = tmp_path / "out"
+    r = subprocess.run(launcher(2) + ["rlhf", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts",
+                                      str(prompts), "--batch-size", "8", "--max-steps", "3", "--save-steps", "3", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    state = json.loads((out / "checkpoints/checkpoint-3/trainer_state.json").read_text())
+    assert state["global_step"] == 3 and len([h for h in state["log_history"] if "reward" in h]) == 3
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["world_size"], m["global_batch"]) == (2, 8)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "metrics.json", "model", "rlhf.png", "samples.jsonl"]
+
+
 def test_two_process_classify_resumes_exactly(tmp_path, data):
     # a checkpoint every step: tiny-bert trains 18 steps in about a second, and the kill must land mid-run
     info = assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", "--train", data["cls"], "--eval",
@@ -128,3 +169,19 @@ def test_scale_config_verb_lists_and_refuses():
     assert r.returncode == 0 and Path(r.stdout.strip()) == scale_config("zero3")
     r = run_cli("scale-config", "zero4")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "zero3" in r.stderr
+
+
+def test_fsdp2_split_weights_save_whole(tmp_path):
+    # Accelerate runs the fsdp2 config as plain DDP on CPUs, so FSDP2 is applied here directly, as it does on GPUs
+    import torch
+    from transformers import AutoModelForCausalLM
+    from ftbook.models import load_model
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+                        str(Path(__file__).parent / "fsdp_save_check.py"), str(tmp_path / "model")],
+                       capture_output=True, text=True, timeout=180)  # 18 s here; saving split weights from one process hangs
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    saved, ref = AutoModelForCausalLM.from_pretrained(tmp_path / "model").state_dict(), load_model("tiny-llama").state_dict()
+    assert saved.keys() == ref.keys()
+    bad = [k for k in ref if saved[k].shape != ref[k].shape or not torch.equal(saved[k], ref[k])]
+    assert not bad, f"saved weights differ from the model's: {bad[:3]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # one folder, written once, no temporary left
