@@ -669,7 +669,7 @@ def load_prompts(source: str | os.PathLike  # .txt (one prompt per line), or .js
     return out
 
 # %% ../nbs/07_rlhf.ipynb #7e12c37f
-def rlhf_recipe(quick: bool = False  # fewer updates and held-out prompts, for a fast check
+def rlhf_recipe(quick: bool = False  # a shorter reward-model run, 3 updates of one gradient step, 8 held-out prompts
                ) -> Result:
     """Train the chapter-06 reward model (the quick recipe), then PPO on the profile's policy against it, judged by
     `distinct_words`; held-out reward, judge, KL and length before and after."""
@@ -678,11 +678,12 @@ def rlhf_recipe(quick: bool = False  # fewer updates and held-out prompts, for a
     from ftbook.reward import FULL_LR as REWARD_LR, RewardModelConfig, load_preferences, load_reward_model, train_pairwise
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     rm_name = model_for("encoder")
-    rm_cfg = RewardModelConfig.for_profile(max_steps=24, learning_rate=2 * REWARD_LR)
+    rm_cfg = RewardModelConfig.for_profile(max_steps=12 if quick else 24, learning_rate=2 * REWARD_LR)
     rm_tok, rm = load_tokenizer(rm_name), load_reward_model(rm_name, rm_cfg)
     train_pairwise(rm, rm_tok, train, test, rm_cfg)
     name = model_for("causal_lm")
-    cfg = RLHFConfig.for_profile(**({"max_steps": 3, "batch_size": 4, "max_new_tokens": 16} if quick else {}))
+    cfg = RLHFConfig.for_profile(**({"max_steps": 3, "batch_size": 4, "max_new_tokens": 16, "ppo_epochs": 1, "mini_batches": 1}
+                                    if quick else {}))
     n_eval = 8 if quick else 32
     res = train_rlhf(load_policy(name, cfg), load_tokenizer(name), list(dict.fromkeys(train["prompt"])),
                      list(dict.fromkeys(test["prompt"]))[:n_eval], reward_model_fn(rm, rm_tok), cfg, judge_fn=distinct_words)

@@ -162,6 +162,13 @@ def test_two_process_classify_resumes_exactly(tmp_path, data):
     assert info["resumed_from"] < info["steps"]
 
 
+def test_two_process_sft_resumes_exactly(tmp_path, data):
+    info = assert_resumes_exactly(tmp_path, ["sft", "--model", "tiny-llama", "--train", data["sft"], "--eval", data["sft"],
+                                             "--max-steps", "12", "--save-steps", "1", "--batch-size", "2"],
+                                  launcher=lambda: launcher(2), processes=2)
+    assert info["resumed_from"] < info["steps"]
+
+
 def test_scale_config_verb_lists_and_refuses():
     r = run_cli("scale-config", "--list")
     assert r.returncode == 0 and all(n in r.stdout for n in ("single-gpu", "ddp", "fsdp2", "zero2", "zero3")), r.stdout
