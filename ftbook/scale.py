@@ -7,7 +7,6 @@ Docs: https://ftbook.github.io/ftbook/scale.html.md"""
 # %% ../nbs/11_scale.ipynb #b1dab106
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
