@@ -105,8 +105,10 @@ def training_flags(p,
     g.add_argument("--epochs", type=POSITIVE_FLOAT, default=epochs, help=f"passes over the training file (default: {epochs:g})")
     g.add_argument("--max-steps", type=POSITIVE_INT, help="train exactly this many optimizer steps instead of --epochs")
     g.add_argument("--learning-rate", type=POSITIVE_FLOAT, help="peak learning rate (default: the recipe's, ten times higher with --lora)")
-    g.add_argument("--batch-size", type=POSITIVE_INT, help="examples per micro-step (default: the profile's)")
-    g.add_argument("--grad-accum", type=POSITIVE_INT, help="micro-steps per optimizer step: effective batch = batch size x this")
+    g.add_argument("--batch-size", type=POSITIVE_INT,
+                   help="prompts per update, split between the processes of accelerate launch (default: the profile's)" if name == "rlhf"
+                   else "examples per micro-step on each process (default: the profile's)")
+    g.add_argument("--grad-accum", type=POSITIVE_INT, help="micro-steps per optimizer step: global batch = batch size x this x processes")
     g.add_argument("--seed", type=COUNT, help="seed of new weights, data order and sampling (default: the profile's, 0)")
     g.add_argument("--out", default=f"ftbook-{name}", help=f"output folder (default: ftbook-{name})")
     g.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (otherwise refused)")
