@@ -647,8 +647,8 @@ def cmd_rlhf(args) -> int:
     import numpy as np
     from ftbook.config import DataError, get_profile, model_for
     from ftbook.models import load_tokenizer, resolve_model
-    from ftbook.rlhf import RLHFConfig, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
-    from ftbook.train import _world_size, save_model
+    from ftbook.rlhf import RLHFConfig, check_processes, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
+    from ftbook.train import save_model
     check_out(args)
     if args.grad_accum: raise ConfigError("--grad-accum does not apply to ftbook rlhf: each update is one batch of responses\n"
                                           "Fix: set the responses per update with --batch-size")
@@ -666,10 +666,7 @@ def cmd_rlhf(args) -> int:
         train, held = [prompts[i] for i in order[k:]], [prompts[i] for i in order[:k]]
     steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
-    if cfg.algo == "ppo" and _world_size() > 1:
-        raise ConfigError(f"ftbook's PPO runs in one process, and this is one of {_world_size()}: its loop does not split the "
-                          "responses between processes\nFix: run ftbook rlhf without accelerate launch, or pass --algo grpo "
-                          "or --algo rloo (TRL's trainers, which run under accelerate launch)")
+    check_processes(cfg, len(train))  # before --out is created
     reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
     resolve_model(name)

@@ -25,7 +25,8 @@ __all__ = ['ALGOS', 'FULL_LR', 'RULES', 'masked_mean', 'whiten', 'token_logprobs
            'policy_loss', 'value_loss', 'AdaptiveKLController', 'RLHFConfig', 'ValueHead', 'render_prompts',
            'response_mask', 'sample', 'load_policy', 'reference_of', 'distinct_words', 'brevity', 'on_topic',
            'reward_model_fn', 'reward_from', 'HealthMonitor', 'HealthCallback', 'evaluate_policy', 'ppo_step',
-           'train_ppo', 'plot_runs', 'online_trainer', 'train_online', 'train_rlhf', 'load_prompts', 'rlhf_recipe']
+           'train_ppo', 'plot_runs', 'online_trainer', 'train_online', 'check_processes', 'train_rlhf', 'load_prompts',
+           'rlhf_recipe']
 
 # %% ../nbs/07_rlhf.ipynb #ca6fa1d9
 import numpy as np
@@ -595,16 +596,9 @@ def online_trainer(policy, tokenizer, prompts: list[str], reward_fn, cfg: "RLHFC
     Cfg, Trainer = (GRPOConfig, GRPOTrainer) if cfg.algo == "grpo" else (RLOOConfig, RLOOTrainer)
     funcs = [_trl_reward(reward_fn, "reward")] + ([_trl_reward(judge_fn, "judge")] if judge_fn else [])
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix=f"ftbook-{cfg.algo}-"))
-    # an update is cfg.batch_size prompts x num_generations responses, split between the processes of `accelerate launch`
-    world, responses = _world_size(), cfg.batch_size * cfg.num_generations
-    if responses % world:
-        raise ConfigError(f"an update's {responses} responses ({cfg.batch_size} prompts x {cfg.num_generations}) do not split evenly "
-                          f"between {world} processes\nFix: make --batch-size x --num-generations a multiple of {world}")
-    if len(prompts) < cfg.batch_size:  # TRL's sampler drops an incomplete batch: no update would run
-        raise ConfigError(f"{len(prompts)} training prompts are fewer than one update's {cfg.batch_size}\n"
-                          f"Fix: add prompts, or pass --batch-size {max(1, len(prompts))} or less")
+    # an update is cfg.batch_size prompts x num_generations responses, split between the processes (`check_processes`)
     args = training_args(output_dir, cls=Cfg, max_steps=cfg.max_steps, num_train_epochs=1e9,
-                         per_device_train_batch_size=responses // world, gradient_accumulation_steps=1,
+                         per_device_train_batch_size=cfg.batch_size * cfg.num_generations // _world_size(), gradient_accumulation_steps=1,
                          num_generations=cfg.num_generations, max_completion_length=cfg.max_new_tokens,
                          temperature=cfg.temperature, top_k=0, top_p=1.0, beta=cfg.kl_coef, epsilon=cfg.clip_range,
                          learning_rate=default_learning_rate(cfg.learning_rate, FULL_LR, cfg.lora_r), lr_scheduler_type="constant",
@@ -638,11 +632,31 @@ def train_online(policy, tokenizer, prompts: list[str], eval_prompts: list[str],
                    resumed_from_step=int(ckpt.name.rsplit("-", 1)[1]) if ckpt else 0)
 
 
+def check_processes(cfg: "RLHFConfig", n_prompts: int):
+    """`ConfigError` for a run that cannot split its updates between this launch's processes, or that would run no
+    update: ftbook's PPO runs in one process; RLOO and GRPO split each update's responses between the processes."""
+    world = _world_size()
+    if cfg.algo == "ppo":
+        if world > 1:
+            raise ConfigError(f"ftbook's PPO runs in one process, and this is one of {world}: its loop does not split the "
+                              "responses between processes\nFix: run ftbook rlhf without accelerate launch, or pass --algo grpo "
+                              "or --algo rloo (TRL's trainers, which run under accelerate launch)")
+        return
+    responses = cfg.batch_size * cfg.num_generations
+    if responses % world:
+        raise ConfigError(f"an update's {responses} responses ({cfg.batch_size} prompts x {cfg.num_generations}) do not split evenly "
+                          f"between {world} processes\nFix: make --batch-size x --num-generations a multiple of {world}")
+    if n_prompts < cfg.batch_size:  # TRL's sampler drops an incomplete batch: no update would run
+        raise ConfigError(f"{n_prompts} training prompts are fewer than one update's {cfg.batch_size}\n"
+                          f"Fix: add prompts, or pass --batch-size {max(1, n_prompts)} or less")
+
+
 def train_rlhf(policy, tokenizer, prompts: list[str], eval_prompts: list[str], reward_fn,
                cfg: "RLHFConfig | None" = None, judge_fn=None, monitor: HealthMonitor | None = None,
                output_dir: str | os.PathLike | None = None, resume: bool = False) -> Result:
     "RLHF by `cfg.algo`: ftbook's PPO, or TRL's RLOO or GRPO. One entry point for the chapter and `ftbook rlhf`."
     cfg = cfg or RLHFConfig.for_profile()
+    check_processes(cfg, len(prompts))
     run = train_ppo if cfg.algo == "ppo" else train_online
     return run(policy, tokenizer, prompts, eval_prompts, reward_fn, cfg, judge_fn=judge_fn, monitor=monitor,
                output_dir=output_dir, resume=resume)

@@ -198,3 +198,12 @@ def test_cli_rlhf_rejects_bad_prompts_without_writing(tmp_path):
     r = run_cli("rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", tmp_path / "bad.jsonl", "--out", tmp_path / "out")
     assert r.returncode == 2 and "line 2" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_rlhf_refuses_fewer_prompts_than_an_update_without_writing(tmp_path):
+    "TRL's sampler drops an incomplete batch: with fewer training prompts than --batch-size, grpo would run no update."
+    (tmp_path / "few.txt").write_text("".join(f"Prompt {i}?\n" for i in range(6)))  # 5 train, 1 held out
+    r = run_cli("rlhf", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", tmp_path / "few.txt",
+                "--batch-size", "8", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "fewer than one update's 8" in r.stderr, r.stderr
+    assert "--batch-size 5" in r.stderr and not (tmp_path / "out").exists()

@@ -63,6 +63,7 @@ def data(tmp_path):
                                                           f"the sheets on the {side} tack."} for n in range(10, 30) for side in ("port", "starboard")]),
         "pairs": _jsonl(tmp_path / "pairs.jsonl", [{"prompt": f"Wind {n} knots on the {side} tack?", "chosen": f"Reef at {n} knots.",
                                                     "rejected": f"Carry full sail at {n} knots."} for n in range(10, 22) for side in ("port", "starboard")]),
+        "prompts": _jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Say something kind about boat {i}."} for i in range(12)]),
     }
 
 
@@ -126,10 +127,9 @@ def test_other_verbs_two_processes_match_one(tmp_path, data, verb):
     print(verb, _compare(tmp_path, args + ["--max-steps", "8", "--save-steps", "4"], micro=2, rel_tol=5e-3))
 
 
-def test_rlhf_ppo_refuses_two_processes(tmp_path):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("".join(f"Say something kind about boat {i}.\n" for i in range(10)))
-    r = subprocess.run(launcher(2) + ["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", str(prompts), "--out", str(tmp_path / "out")],
+def test_rlhf_ppo_refuses_two_processes(tmp_path, data):
+    r = subprocess.run(launcher(2) + ["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", str(data["prompts"]),
+                                      "--out", str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=600)
     # each process exits 2 with ftbook's message; the launcher then exits 1 and prints its own report of the exit codes
     assert r.returncode != 0 and "ftbook rlhf: error: ftbook's PPO runs in one process" in r.stderr, (r.stdout + r.stderr)[-3000:]
@@ -137,14 +137,12 @@ def test_rlhf_ppo_refuses_two_processes(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_rlhf_grpo_two_processes_split_each_update(tmp_path):
+def test_rlhf_grpo_two_processes_split_each_update(tmp_path, data):
     # an update is --batch-size prompts in all: with two processes each takes half (it used to be twice as many prompts,
     # and 10 training prompts were then fewer than one update: TRL ran no step at all)
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("".join(f"Say something kind about boat {i}.\n" for i in range(12)))
     out = tmp_path / "out"
     r = subprocess.run(launcher(2) + ["rlhf", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts",
-                                      str(prompts), "--batch-size", "8", "--max-steps", "3", "--save-steps", "3", "--out", str(out)],
+                                      str(data["prompts"]), "--batch-size", "8", "--max-steps", "3", "--save-steps", "3", "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     state = json.loads((out / "checkpoints/checkpoint-3/trainer_state.json").read_text())
