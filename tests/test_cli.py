@@ -30,24 +30,21 @@ socket.getaddrinfo = _refuse
 """
 
 
-TOUR_TIMES: dict[str, float] = {}
-
-
 @pytest.mark.slow
-def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tmp_path, monkeypatch):
+def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tmp_path, monkeypatch, record_property):
     "The whole cpu tour runs with every network socket refused, and attempts none."
     guard, log = tmp_path / "guard", tmp_path / "network-attempts.log"
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(NO_NETWORK.format(log=str(log)))
     monkeypatch.setenv("PYTHONPATH", str(guard))
     out = tmp_path / "tour"
-    r = run_cli("tour", "--quick", "--out", out)
+    r = run_cli("tour", "--quick", "--out", out, fresh=True)  # a new interpreter, so that the network guard loads first
     assert r.returncode == 0, r.stderr[-3000:]
     assert not log.exists(), f"network access attempted: {log.read_text()}"
     tmp_path = out
     report = json.loads((tmp_path / "report.json").read_text())
     m = {x["name"]: x["metrics"] for x in report["recipes"]}
-    TOUR_TIMES.update({x["name"]: x["seconds"] for x in report["recipes"]})  # printed at the end of the run (conftest.py)
+    record_property("tour_seconds", {x["name"]: x["seconds"] for x in report["recipes"]})  # printed at the end (conftest.py)
     assert list(m) == ["pretrained", "pitfalls", "selfsup", "classify", "sft", "reward", "rlhf", "dpo", "lora", "bench"]
     assert m["lora"]["round_trip_passed"] == 1 and m["lora"]["lora_r4_trainable_params"] < m["lora"]["full_trainable_params"] / 50
     assert {"reward_before", "reward_after", "judge_before", "judge_after", "kl_to_reference"} <= set(m["rlhf"])

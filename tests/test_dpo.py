@@ -1,6 +1,6 @@
 """DPO: the hand-written loss against TRL's on one batch, a run that lifts held-out accuracy above chance beyond its
-interval, the displacement alarm on a run built to displace the chosen answers (and the SFT term reducing it), the
-monitor's silence on a healthy run, and malformed preference records refused before anything is written."""
+interval, the monitor's silence on a healthy run (its displacement alarm, and the SFT term that reduces it, are asserted by
+chapter 8's notebook, which runs that example), and malformed preference records refused before anything is written."""
 import json
 import math
 import random
@@ -8,7 +8,6 @@ import random
 import pytest
 import torch
 from datasets import Dataset
-from trl import DPOConfig, DPOTrainer
 
 from ftbook.config import ConfigError, DataError
 from ftbook.data import split_data
@@ -16,7 +15,6 @@ from ftbook.dpo import (DPOMonitor, DPORunConfig, _next_token_logits, as_convers
                         pair_summary, response_logps, train_dpo)
 from ftbook.models import load_tokenizer
 from ftbook.rlhf import load_policy
-from ftbook.train import training_args
 from conftest import run_cli
 
 TINY = "tiny-llama"
@@ -70,30 +68,6 @@ def test_dpo_lifts_held_out_accuracy_above_chance_beyond_its_interval(tok):
     assert abs(m["eval_loss_before"] - math.log(2)) < 1e-6 and m["eval_loss_after"] < m["eval_loss_before"]
     assert [h["step"] for h in res.history if "accuracy" in h] == [0, 6, 12]
     assert "displacement" not in [a["kind"] for a in mon.alarms] and "chance" not in [a["kind"] for a in mon.alarms]
-
-
-@pytest.mark.slow
-def test_displacement_alarm_fires_and_the_sft_term_reduces_it(tmp_path, tok):
-    good, bad = "apple river stone cloud garden".split(), "window candle bridge forest mirror".split()
-    def word_pairs(n, seed):
-        rng = random.Random(seed)
-        return Dataset.from_list([as_conversation({"prompt": "Name a thing.", "chosen": f"{rng.choice(good)} is my answer, thank you for asking.",
-                                                   "rejected": f"{rng.choice(bad)} is my answer, thank you for asking."}) for _ in range(n)])
-    train, held = word_pairs(64, 0), word_pairs(32, 1)
-    warm = load_policy(TINY, DPORunConfig())
-    both = Dataset.from_list([{"prompt": r["prompt"], "chosen": r[a], "rejected": r[b]} for r in train for a, b in (("chosen", "rejected"), ("rejected", "chosen"))])
-    args = training_args(tmp_path / "warm", cls=DPOConfig, loss_type=["sft"], max_steps=60, learning_rate=3e-3,
-                         per_device_train_batch_size=8, logging_steps=100, disable_tqdm=True, gradient_checkpointing=False)
-    DPOTrainer(model=warm, args=args, train_dataset=both, processing_class=tok).train()
-    warm.save_pretrained(tmp_path / "m"); tok.save_pretrained(tmp_path / "m")
-    out = {}
-    for w in (0.0, 1.0):
-        cfg = DPORunConfig.for_profile(max_steps=24, eval_steps=8, learning_rate=1e-3, batch_size=8, sft_weight=w)
-        mon = DPOMonitor(verbose=False)
-        out[w] = train_dpo(load_policy(tmp_path / "m", cfg), tok, train, held, cfg, monitor=mon).metrics, [a["kind"] for a in mon.alarms]
-    (plain, plain_alarms), (sft, sft_alarms) = out[0.0], out[1.0]
-    assert "displacement" in plain_alarms and plain["chosen_logp_change"] < -1 and plain["reward_margin"] > 0, (plain, plain_alarms)
-    assert sft["chosen_logp_change"] > plain["chosen_logp_change"] + 1 and "displacement" not in sft_alarms, (sft, sft_alarms)
 
 
 def test_lora_policy_is_its_own_reference_with_no_second_copy(tmp_path, tok):
