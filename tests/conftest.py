@@ -17,8 +17,9 @@ os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME":
 os.environ.setdefault("FTBOOK_CACHE", str(_tmp / "ftbook-cache"))  # under xdist, set once by the main process
 THREADS = None
 """Under `pytest -n N`, each worker and the processes it starts use cores // N threads (1 each with `-n 2` on 2 cores).
-Two workers with 2 threads each on 2 cores ran a training workload 2.7x slower than one worker alone; with 1 thread
-each they finished the two in 1.3x its time. Set before torch is imported (the test modules import it, not this file)."""
+On this project's 2-core x86_64 CI machine, two workers with 2 threads each ran a training workload (2 AdamW
+steps of a random MiniLM-sized BERT at batch 16 x 128, six times) 2.7x slower than one worker alone;
+with 1 thread each they finished the two in 1.3x its time. Set before torch is imported (the test modules import it, not this file)."""
 if os.environ.get("PYTEST_XDIST_WORKER"):
     THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     os.environ.update({"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)})
@@ -37,7 +38,8 @@ def run_cli(*args, cwd=None, timeout=900, fresh=False):
     By default in this process: `ftbook.cli.main` with stdout and stderr captured, an exception printed as the
     traceback a console would show (status 1), and argparse's exits kept (status 2). A new interpreter costs about
     8 s on 2 cores, mostly importing torch, and most calls here end in one line. `fresh=True` starts one: for a test
-    that needs the process's environment (PYTHONPATH, a network guard) or a clean one."""
+    that needs the process's environment (PYTHONPATH, a network guard) or a clean one. `timeout` applies to a fresh
+    process only."""
     import subprocess
     if fresh:
         return subprocess.run([sys.executable, "-c", "import sys; from ftbook.cli import main; sys.exit(main())", *map(str, args)],
@@ -61,7 +63,7 @@ SHARED_FIXTURES = {"test_classify", "test_docs", "test_dpo", "test_fast", "test_
 "Modules whose tests share a module-scoped fixture (a trained model, a built site or wheel): their tests run on one worker."
 HEAVY = ("tests/test_cli.py::test_quick_tour", "tests/test_notebooks.py", "tests/test_scale.py", "tests/test_resume.py",
          "tests/test_wheel.py", "tests/test_docs.py")
-"Started first under `-n 2`, longest first, so that neither worker is left with a long test at the end while the other idles."
+"Started first under `-n 2`, the heavy ones in this order, so that neither worker is left with a long test at the end while the other idles."
 
 
 def pytest_collection_modifyitems(items):

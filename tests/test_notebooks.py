@@ -4,8 +4,8 @@ A notebook's time is reported, not asserted. The summary at the end of the run (
 wall seconds and the CPU seconds of the process that ran it, slowest first, so a reviewer sees a notebook that grew.
 No time limit is checked, because none can be set that does not flake: the same unchanged notebook (06) took 103 s,
 134 s and 178 s in three CI runs on the same machine type, and under `pytest -n 2` a notebook shares the machine with
-whatever the other worker runs. What keeps the whole `.ci/run` under 30 minutes is the size of each notebook's runs,
-and the CI log's per-stage times show it."""
+whatever the other worker runs. What keeps `.ci/run` short is the size of each notebook's runs; the CI log's per-stage
+times show where it goes."""
 import resource
 import subprocess
 import sys
