@@ -16,12 +16,13 @@ os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME":
                    "FTBOOK_PROFILE": "cpu", "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"})
 os.environ.setdefault("FTBOOK_CACHE", str(_tmp / "ftbook-cache"))  # under xdist, set once by the main process
 THREADS = None
-"""Under `pytest -n N`, each worker and the processes it starts use cores // N threads (1 each with `-n 2` on 2 cores).
+"""Under `pytest -n N`, each worker and the processes it starts use cores // N threads (1 each with `-n 2` on 2 cores),
+counting the cores this process may run on.
 On this project's 2-core x86_64 CI machine, two workers with 2 threads each ran a training workload (2 AdamW
 steps of a random MiniLM-sized BERT at batch 16 x 128, six times) 2.7x slower than one worker alone;
 with 1 thread each they finished the two in 1.3x its time. Set before torch is imported (the test modules import it, not this file)."""
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     os.environ.update({"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)})
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,9 @@ def scope_of(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    "Under `pytest -n N`: units of work (scope_of) go out in the collection's order, heavy first."
+    """Under `pytest -n N` (xdist's default `--dist load`): units of work (scope_of) go out in the collection's order,
+    heavy first. Another `--dist` is left to xdist."""
+    if config.getvalue("dist") != "load": return None
     from xdist.scheduler import LoadScopeScheduling
 
     class HeavyFirst(LoadScopeScheduling):

@@ -38,7 +38,7 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     (guard / "sitecustomize.py").write_text(NO_NETWORK.format(log=str(log)))
     monkeypatch.setenv("PYTHONPATH", str(guard))
     out = tmp_path / "tour"
-    r = run_cli("tour", "--quick", "--out", out, fresh=True)  # a new interpreter, so that the network guard loads first
+    r = run_cli("tour", "--quick", "--out", out, fresh=True, timeout=1800)  # a new interpreter, so that the network guard loads first
     assert r.returncode == 0, r.stderr[-3000:]
     assert not log.exists(), f"network access attempted: {log.read_text()}"
     tmp_path = out

@@ -2,10 +2,10 @@
 
 A notebook's time is reported, not asserted. The summary at the end of the run (conftest.py) lists each notebook's
 wall seconds and the CPU seconds of the process that ran it, slowest first, so a reviewer sees a notebook that grew.
-No time limit is checked, because none can be set that does not flake: the same unchanged notebook (06) took 103 s,
-134 s and 178 s in three CI runs on the same machine type, and under `pytest -n 2` a notebook shares the machine with
-whatever the other worker runs. What keeps `.ci/run` short is the size of each notebook's runs; the CI log's per-stage
-times show where it goes."""
+No time limit is checked (the 1800 s timeout only stops a hung notebook), because none can be set that does not
+flake: the same unchanged notebook (06) took 103 s, 134 s and 178 s in three CI runs on the same machine type, and
+under `pytest -n 2` a notebook shares the machine with whatever the other worker runs. What keeps `.ci/run` short is
+the size of each notebook's runs; the CI log's per-stage times show where it goes."""
 import resource
 import subprocess
 import sys
@@ -19,7 +19,7 @@ NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 
 
 def child_cpu_seconds() -> float:
-    "User and system CPU seconds of this process's finished children (nbdev-test and the kernel it waited for)."
+    "User and system CPU seconds of this process's finished children: nbdev-test, which runs the notebook, and what it waited for."
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 

@@ -16,7 +16,7 @@ TESTS = Path(__file__).resolve().parent
 @pytest.mark.skipif(not os.environ.get("PYTEST_XDIST_WORKER"), reason="checks the worker split of `pytest -n N`")
 def test_each_worker_and_the_processes_it_starts_use_their_share_of_the_cores():
     import torch
-    share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     assert torch.get_num_threads() == share
     r = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True)
     assert r.returncode == 0 and int(r.stdout) == share, r.stderr  # notebooks and CLI runs inherit the limit
