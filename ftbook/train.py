@@ -531,7 +531,8 @@ def activation_bytes(arch: Arch,
                      math_attention: bool = False,  # attention without a fused kernel keeps (heads x seq x seq) scores
                     ) -> tuple[int, int]:
     """(kept, working) bytes: what autograd keeps for the backward pass through the blocks, and the most the backward pass
-    needs on top at once (one block's gradients, and with checkpointing its recomputed activations)."""
+    needs on top at once: the gradients flowing through one block (about a block's size), and with checkpointing that
+    block's recomputed activations too."""
     h, kv, i = arch.hidden, arch.kv_dim, arch.intermediate
     if arch.family == "decoder":  # per token: 2 RMSNorms (input, normalised, scaled), q k v, attention out, o input, gate/up/act/product
         f32, lo = (9 * h + 2 * kv + 4 * i, 0) if low == 4 else (4 * h, 8 * h + 2 * kv + 4 * i)
@@ -540,7 +541,7 @@ def activation_bytes(arch: Arch,
     dense, scores = 4 * f32 + low * lo, (3 * arch.heads * seq_len * low if math_attention else 0)
     block = dense + scores
     kept = arch.layers * (4 * h if checkpointing else block)  # with checkpointing: each block's float32 input only
-    working = 2 * block if not checkpointing else 4 * dense + 3 * scores  # checkpointing: the block recomputed, then its gradients
+    working = (2 if checkpointing else 1) * block  # a block's gradients in flight; with checkpointing, its recomputed activations too
     return tokens * kept, tokens * working
 
 
@@ -587,14 +588,15 @@ def _peak_worker(name, task, micro_batch, seq_len, steps, checkpointing, queue):
     if task == "seq-cls": batch["attention_mask"] = torch.ones_like(ids)  # a padded batch's mask: BERT then takes the unfused attention on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     for _ in range(steps):  # the optimiser's state appears at the end of the first step: the peak comes in the second
-        model(**batch).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        for _ in range(2): model(**batch).loss.backward()  # two micro-batches: gradients held beside activations
+        opt.step(); opt.zero_grad(set_to_none=True)
     queue.put((peak_memory_mb() - start) / 1024)
 
 
 def measured_peak(name: str,  # a preset, folder or hub id
                   task: str = "causal-lm",  # 'causal-lm', 'masked-lm' or 'seq-cls'
                   micro_batch: int = 4, seq_len: int = 128,
-                  steps: int = 2,  # full-fine-tuning AdamW steps in float32: AdamW's state exists from the first step's end
+                  steps: int = 2,  # full-fine-tuning AdamW steps in float32, each of two micro-batches: AdamW's state exists from the first step's end
                   checkpointing: bool = False,
                  ) -> float:
     "GiB at the peak of full fine-tuning, measured in a fresh process: the CUDA allocator's peak, or the growth of the resident set on CPU."
@@ -603,7 +605,12 @@ def measured_peak(name: str,  # a preset, folder or hub id
     queue = ctx.Queue()
     from ftbook.train import _peak_worker  # importable by the fresh process (a notebook's own functions are not)
     proc = ctx.Process(target=_peak_worker, args=(str(name), task, micro_batch, seq_len, steps, checkpointing, queue))
-    proc.start()
+    before = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # read by glibc as the process starts: freed tensors leave the resident set at once
+    try: proc.start()
+    finally:
+        if before is None: del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        else: os.environ["MALLOC_MMAP_THRESHOLD_"] = before
     import queue as _queue
     try:
         while True:
