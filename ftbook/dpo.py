@@ -218,14 +218,14 @@ def _interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def pair_summary(lp: dict, beta: float, sft_weight: float = 0.0, step: int = 0) -> dict:
-    """What a DPO run is read by, on held-out pairs: reward accuracy (with its 95% interval; a tie counts as half),
+    """What a DPO run is read by, on held-out pairs: reward accuracy (with its 95% interval and the pairs it counts; a tie counts as half),
     mean implicit-reward margin, the change in chosen and rejected log-probs since the start, KL to the reference, and the
     loss (with `sft_weight`, its SFT term is the mean NLL over all chosen tokens, as TRL's)."""
     losses, rc, rr = dpo_loss(*(torch.tensor(lp[k]) for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected")), beta)
     margin = (rc - rr).numpy()
     wins = float((margin > 0).sum() + 0.5 * (margin == 0).sum())
     lo, hi = _interval(int(round(wins)), len(margin))
-    return {"step": step, "accuracy": wins / len(margin), "accuracy_low": lo, "accuracy_high": hi,
+    return {"step": step, "pairs": len(margin), "accuracy": wins / len(margin), "accuracy_low": lo, "accuracy_high": hi,
             "margin": float(margin.mean()), "chosen_reward": float(rc.mean()), "rejected_reward": float(rr.mean()),
             "chosen_logp_change": float((lp["policy_chosen"] - lp["ref_chosen"]).mean()),
             "rejected_logp_change": float((lp["policy_rejected"] - lp["ref_rejected"]).mean()),
@@ -239,7 +239,8 @@ class DPOMonitor:
     def __init__(self,
                  displacement: float = 1.0,  # nats per chosen answer lost since the start, with the margin growing: displacement
                  saturated_share: float = 0.9,  # share of held-out pairs the loss already calls won (sigmoid(margin) > 0.95)
-                 chance_after: float = 0.5,  # share of the run after which accuracy still at chance is an alarm
+                 chance_after: float = 0.5,  # share of the run after which accuracy still at chance is an alarm (on enough
+                                             # pairs that a perfect score would be told from chance: 6 or more)
                  chance_level: float = 0.55,  # accuracy at or below this reads as chance
                  kl_limit: float = 20.0,  # nats per answer: the policy has left the reference behind
                  total_steps: int | None = None,  # the run's length (for `chance_after`); None: never that alarm
@@ -281,8 +282,9 @@ class DPOMonitor:
             self._alarm("saturated", step, f"the loss already counts {s['saturated']:.0%} of held-out pairs as won (sigmoid of the "
                         "margin above 0.95): they have little gradient left to give, and more steps mostly move the policy away from "
                         "the reference. Fix: stop here (or at an earlier checkpoint), add pairs, or raise beta.")
+        tellable = s.get("pairs") is None or _interval(s["pairs"], s["pairs"])[0] > 0.5  # could any score on these pairs beat chance?
         if (self.total_steps and step >= self.chance_after * self.total_steps and step > 0
-                and s["accuracy"] <= self.chance_level):
+                and s["accuracy"] <= self.chance_level and tellable):
             self._alarm("chance", step, f"{step} of {self.total_steps} steps in, held-out accuracy is {s['accuracy']:.0%}: still "
                         "at chance. Fix: check that chosen and rejected are not swapped, raise the learning rate, or check that "
                         "the pairs differ in something the model can see within max_length.")
@@ -415,7 +417,7 @@ def plot_dpo(runs: dict[str, list[dict]],  # label -> a run's `Result.history` (
     return fig
 
 # %% ../nbs/08_dpo.ipynb #8cf01f6e
-def dpo_recipe(quick: bool = False  # fewer steps and held-out pairs, for a fast check
+def dpo_recipe(quick: bool = False  # the same run: the tour's is already a short demonstration
               ) -> Result:
     "DPO with LoRA on the profile's chat model over the shipped preference pairs; held-out reward accuracy, and the policy's own likelihood preference against the starting model's."
     from ftbook.config import model_for
@@ -424,9 +426,11 @@ def dpo_recipe(quick: bool = False  # fewer steps and held-out pairs, for a fast
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     conv = lambda ds: Dataset.from_list([as_conversation(r) for r in ds])
     name = model_for("causal_lm")
-    cfg = DPORunConfig.for_profile(lora_r=16, warmup_steps=0, **({"max_steps": 2, "batch_size": 2, "max_length": 128} if quick else {"max_steps": 8}))
-    n_eval = 4 if quick else 24
+    cfg = DPORunConfig.for_profile(lora_r=16, warmup_steps=0, max_steps=2, batch_size=2, max_length=128)
+    n_eval = 4
     res = train_dpo(load_policy(name, cfg), load_tokenizer(name), conv(train), conv(test.select(range(min(n_eval, len(test))))), cfg)
     res.figures = {"dpo": plot_dpo({"dpo": res.history}, title=f"{name}, LoRA DPO on the shipped pairs")}
-    res.lines = [f"{name}, LoRA DPO: " + res.lines[0]] + res.lines[1:]
+    res.lines = [f"The tour runs {cfg.max_steps} LoRA DPO steps of {cfg.batch_size} pairs on {name} and measures {n_eval} held-out pairs: "
+                 "enough to show the loop and what it measures, too few steps and pairs to tell the result from chance. Chapter 8 "
+                 "trains longer and measures more pairs.", "Measured: " + res.lines[0]] + res.lines[1:]
     return res

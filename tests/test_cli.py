@@ -50,6 +50,10 @@ def test_quick_tour_offline_with_sockets_blocked_writes_report_plots_and_html(tm
     assert {"reward_before", "reward_after", "judge_before", "judge_after", "kl_to_reference"} <= set(m["rlhf"])
     assert {"reward_accuracy", "reward_margin", "chosen_logp_change", "kl_to_reference", "eval_loss_after"} <= set(m["dpo"])
     check_tour_headlines(m)
+    lines = {x["name"]: x["lines"] for x in report["recipes"]}
+    for name, chapter in (("rlhf", "Chapter 7"), ("dpo", "Chapter 8"), ("lora", "chapter 9")):  # demonstrations say so, and where to go
+        assert lines[name][0].startswith("The tour") and chapter in lines[name][0], lines[name]
+    assert m["dpo"]["alarms"] == 0 and not any("alarm" in l for l in lines["dpo"]), lines["dpo"]  # 4 pairs cannot show chance
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     html = (tmp_path / "index.html").read_text()

@@ -94,6 +94,15 @@ def test_monitor_explains_and_raises_each_alarm_once():
     assert "70% of held-out pairs" in text and "rejected fall faster" in text
 
 
+@pytest.mark.parametrize("pairs, fires", [(4, False), (5, False), (6, True), (24, True)])
+def test_chance_alarm_needs_pairs_that_could_beat_chance(pairs, fires):
+    "On 5 pairs even 5 of 5 has an exact 95% interval reaching below 50%: 'still at chance' would say nothing."
+    mon = DPOMonitor(total_steps=4, verbose=False)
+    mon.update({"step": 4, "pairs": pairs, "accuracy": 0.5, "accuracy_low": 0.1, "accuracy_high": 0.9, "margin": 0.0,
+                "chosen_logp_change": 0.0, "rejected_logp_change": 0.0, "kl": 0.0, "saturated": 0.0, "loss": 0.69})
+    assert (["chance"] if fires else []) == [a["kind"] for a in mon.alarms]
+
+
 def test_pair_summary_counts_ties_as_half():
     z = {k: [0.0, 0.0] for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "kl", "chosen_nll")} | {"chosen_tokens": [3, 5]}
     import numpy as np
