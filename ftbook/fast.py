@@ -121,16 +121,16 @@ def fast_defaults(model=None,  # the model to train: its checkpointing state (se
                   capability: tuple | None = None,  # the GPU's compute capability, e.g. (9, 0); None: read from the GPU, else the profile's card
                  ) -> FastSettings:
     """The fastest settings known to be correct for this machine: on a GPU, padding-free packing on an attention that
-    keeps documents apart, Liger when installed, fused AdamW, 16-bit autocast; on a CPU, padded batches."""
+    keeps documents apart, Liger when installed, fused AdamW, 16-bit autocast; on a CPU, padding-free batches on SDPA."""
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     installed = {m for m in ("flash_attn", "liger_kernel") if _installed(m)} if installed is None else set(installed)
     ckpt = bool(getattr(getattr(model, "get_base_model", lambda: model)(), "is_gradient_checkpointing", False))
     why = {"checkpointing": "the memory plan turned it on" if ckpt else "not needed by the memory plan"}
     if device == "cpu":
-        why |= {"padding_free": "padded batches, as this book's CPU results were computed; packing is faster here too (chapter 10a)",
+        why |= {"padding_free": "no pad token is computed; SDPA gets a block-diagonal mask from the restarting positions (chapter 10a)",
                 "attention": "PyTorch's fused attention", "liger": "its Triton kernels need a GPU"}
-        return FastSettings("cpu", False, "sdpa", False, ckpt, "fp32", "adamw_torch_fused", why)
+        return FastSettings("cpu", True, "sdpa", False, ckpt, "fp32", "adamw_torch_fused", why)
     gpu = device == "cuda" and torch.cuda.is_available()
     cap = capability or (torch.cuda.get_device_capability() if gpu else (7, 5) if p.name == "colab" else (9, 0))
     ampere = cap >= (8, 0)  # FlashAttention 2 and bfloat16 need Ampere or newer; FlexAttention's backward runs short of shared memory before it

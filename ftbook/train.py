@@ -176,9 +176,12 @@ class _NonFinite(Exception):
 
 def _fingerprints(inputs) -> list[str]:
     import hashlib
-    ids, mask = inputs.get("input_ids"), inputs.get("attention_mask")
+    ids, mask, pos = inputs.get("input_ids"), inputs.get("attention_mask"), inputs.get("position_ids")
     if ids is None: return []
-    rows = [r[m.bool()] if m is not None else r for r, m in zip(ids.cpu(), mask.cpu() if mask is not None else [None] * len(ids))]
+    if mask is None and pos is not None and len(ids) == 1:  # a padding-free batch: one row, positions restart at each example
+        starts = (pos[0].cpu() == 0).nonzero().flatten().tolist() + [ids.shape[1]]
+        rows = [ids[0, a:b].cpu() for a, b in zip(starts, starts[1:])]
+    else: rows = [r[m.bool()] if m is not None else r for r, m in zip(ids.cpu(), mask.cpu() if mask is not None else [None] * len(ids))]
     return [hashlib.sha1(r.numpy().tobytes()).hexdigest()[:12] for r in rows]
 
 

@@ -53,7 +53,7 @@ def test_chat_lengths_follow_the_histogram_and_scale():
 
 def test_fast_defaults_by_machine(tiny):
     cpu = fast_defaults(tiny, "cpu", device="cpu")
-    assert (cpu.padding_free, cpu.attention, cpu.liger, cpu.precision) == (False, "sdpa", False, "fp32")
+    assert (cpu.padding_free, cpu.attention, cpu.liger, cpu.precision) == (True, "sdpa", False, "fp32")
     gpu = fast_defaults(tiny, "gpu", device="cuda", installed=set())
     assert (gpu.padding_free, gpu.attention, gpu.liger, gpu.precision, gpu.optim) == (True, "flex_attention", False, "bf16", "adamw_torch_fused")
     assert fast_defaults(tiny, "gpu", device="cuda", installed={"flash_attn", "liger_kernel"}).attention == "flash_attention_2"
@@ -95,7 +95,9 @@ def test_card_peaks_and_arms():
     assert card_peak("Intel Xeon") is None
     arms, skipped = standard_arms("cpu")
     assert {a.name for a in arms} >= {"trl_defaults", "padding_free", "ftbook"}
-    assert {s["name"] for s in skipped} == {"flex_attention", "liger", "no_checkpointing"}  # the last is the ftbook arm on CPU
+    assert {s["name"] for s in skipped} == {"flex_attention", "liger"}  # GPU kernels
+    cpu_ft = next(a for a in arms if a.name == "ftbook")
+    assert cpu_ft.padding_free and not cpu_ft.checkpointing and {a.name for a in arms} >= {"no_checkpointing"}  # each knob alone, then both
     gpu_arms, _ = standard_arms("cuda", installed={"liger_kernel"})
     ft = next(a for a in gpu_arms if a.name == "ftbook")
     assert ft.padding_free and ft.attention == "flex_attention" and not ft.checkpointing and ft.liger

@@ -198,3 +198,42 @@ def test_config_for_profile_reads_the_profile():
     from ftbook.config import ConfigError, get_profile
     assert InstructConfig.for_profile(get_profile("colab")).max_length == 512
     with pytest.raises(ConfigError, match="no field 'lr'"): InstructConfig.for_profile(lr=1)
+
+
+@pytest.mark.slow
+def test_padding_free_batches_train_exactly_as_padded_ones(monkeypatch):
+    """CPU training is padding-free by default (`fast_defaults`): the same conversations, padded and padding-free, give the
+    same loss at every step and the same held-out loss. SmolLM2, because its attention is sharp: had one conversation seen
+    the one packed before it, its logits would move by whole units and the losses would part at the first step."""
+    import dataclasses
+    import ftbook.fast
+    from ftbook.sft import load_sft_model, train_sft
+    assert ftbook.fast.fast_defaults(None, "cpu", device="cpu").padding_free
+    name, convs, runs = "smollm2-135m-instruct", load_conversations("instructions"), {}
+    original = ftbook.fast.fast_defaults
+    for padding_free in (False, True):
+        monkeypatch.setattr(ftbook.fast, "fast_defaults", lambda *a, **k: dataclasses.replace(original(*a, **k), padding_free=padding_free))
+        cfg = InstructConfig.for_profile("cpu", batch_size=4, max_steps=2, save_steps=0)
+        torch.manual_seed(0)
+        res = train_sft(load_sft_model(name, cfg), load_tokenizer(name), convs[:16], convs[16:20], cfg, name=name)
+        m = res.metrics
+        runs[padding_free] = ([h["loss"] for h in res.history if "loss" in h], m["eval_loss_after"], m["eval_loss_before"])
+    (padded, padded_eval, before), (free, free_eval, _) = runs[False], runs[True]
+    assert len(padded) == 2 and padded == pytest.approx(free, rel=1e-4), runs
+    assert padded_eval == pytest.approx(free_eval, rel=1e-4) and abs(padded_eval - before) > 1e-3, runs  # and training moved it
+
+
+def test_padding_free_collator_flattens_the_batch():
+    "What the padding-free batch holds: one row, positions restarting at each conversation, no pad token."
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    b = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)([{"input_ids": [5, 6, 7]}, {"input_ids": [8, 9]}])
+    assert b["input_ids"].tolist() == [[5, 6, 7, 8, 9]] and b["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+
+
+def test_batch_trace_names_the_same_examples_padded_or_padding_free():
+    "FTBOOK_TRACE_BATCHES fingerprints each example of a step; a padding-free row is split where its positions restart."
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from ftbook.train import _fingerprints
+    ex = [{"input_ids": [5, 6, 7]}, {"input_ids": [8, 9]}, {"input_ids": [4]}]
+    free = _fingerprints(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(ex))
+    assert len(free) == 3 and free == _fingerprints(DataCollatorForLanguageModeling(pad_token_id=0)(ex))
