@@ -430,7 +430,7 @@ def dpo_recipe(quick: bool = False  # the same run: the tour's is already a shor
     n_eval = 4
     res = train_dpo(load_policy(name, cfg), load_tokenizer(name), conv(train), conv(test.select(range(min(n_eval, len(test))))), cfg)
     res.figures = {"dpo": plot_dpo({"dpo": res.history}, title=f"{name}, LoRA DPO on the shipped pairs")}
-    res.lines = [f"The tour runs {cfg.max_steps} LoRA DPO steps of {cfg.batch_size} pairs on {name} and measures {n_eval} held-out pairs: "
+    res.lines = [f"The tour runs {cfg.max_steps} LoRA DPO steps of {cfg.batch_size} pairs on {name} and measures {res.metrics['eval_pairs']} held-out pairs: "
                  "enough to show the loop and what it measures, too few steps and pairs to tell the result from chance. Chapter 8 "
                  "trains longer and measures more pairs.", "Measured: " + res.lines[0]] + res.lines[1:]
     return res

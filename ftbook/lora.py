@@ -685,6 +685,6 @@ def lora_recipe(quick: bool = False  # the same run: the tour's is already a sho
     res.lines = [f"The tour trains {name} fully and with a rank-4 LoRA adapter on {len(train)} reviews for one epoch. LoRA trains "
                  f"{m['lora_r4_trainable_params']:,} parameters against {m['full_trainable_params']:,} "
                  f"({m['lora_r4_trainable_params'] / m['full_trainable_params']:.2%}), and saves {m['lora_r4_artifact_mb']:.1f} MB "
-                 f"against {m['full_artifact_mb']:.1f} MB. So short a run does not rank their accuracy: chapter 9 trains longer "
-                 "and compares them with a baseline.", *res.lines] + check.lines[-1:]
+                 f"against {m['full_artifact_mb']:.1f} MB. Their accuracy after so short a run follows, for reference only: chapter 9 "
+                 "trains longer and ranks them against a baseline.", *res.lines] + check.lines[-1:]
     return res

@@ -685,7 +685,7 @@ def load_prompts(source: str | os.PathLike  # .txt (one prompt per line), or .js
 # %% ../nbs/07_rlhf.ipynb #7e12c37f
 def rlhf_recipe(quick: bool = False  # the same run: the tour's is already a short demonstration
                ) -> Result:
-    """Train the chapter-06 reward model (the quick recipe), then PPO on the profile's policy against it, judged by
+    """Train a chapter-06 reward model for 12 steps, then a few PPO updates of the profile's policy against it, judged by
     `distinct_words`; held-out reward, judge, KL and length before and after."""
     from ftbook.config import model_for
     from ftbook.data import split_data
