@@ -104,15 +104,13 @@ class FastSettings:
         """Switch `model` to the chosen attention (checkpointing is the memory plan's: `Plan.prepare`); returns `model`.
         An architecture without that attention keeps SDPA, and these settings turn padding-free packing off."""
         base = getattr(model, "get_base_model", lambda: model)()
-        if getattr(base.config, "_attn_implementation", None) == self.attention:
-            self._check_packing(base)
-            return model
-        try: base.set_attn_implementation(self.attention)
-        except (ValueError, ImportError) as e:
-            if self.attention == "sdpa": raise
-            self.why["attention"] = f"{type(base).__name__} has no {self.attention} ({str(e).splitlines()[0][:80]})"
-            self.attention, self.padding_free, self.why["padding_free"] = "sdpa", False, "SDPA keeps padded batches"
-            base.set_attn_implementation("sdpa")
+        if getattr(base.config, "_attn_implementation", None) != self.attention:
+            try: base.set_attn_implementation(self.attention)
+            except (ValueError, ImportError) as e:
+                if self.attention == "sdpa": raise
+                self.why["attention"] = f"{type(base).__name__} has no {self.attention} ({str(e).splitlines()[0][:80]})"
+                self.attention, self.padding_free, self.why["padding_free"] = "sdpa", False, "SDPA keeps padded batches"
+                base.set_attn_implementation("sdpa")
         self._check_packing(base)
         return model
 
@@ -125,7 +123,6 @@ class FastSettings:
             if not diff < 1e-3:
                 self.padding_free = False
                 self.why["padding_free"] = f"packed documents saw each other on {type(base).__name__} (logits moved by {diff:.2g}): padded batches"
-        return base
 
 
 def fast_defaults(model=None,  # the model to train: its checkpointing state (set by a memory plan) is kept
