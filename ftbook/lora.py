@@ -384,7 +384,7 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
         with tempfile.TemporaryDirectory(prefix="ftbook-compare-") as tmp:
             if task == "classify":
                 res = train_classifier(model, tok, train, eval, c, output_dir=tmp, callbacks=[timer])
-            else: res = train_sft(model, tok, train, eval, c, output_dir=tmp, name=str(name), callbacks=[timer])
+            else: res = train_sft(model, tok, train, eval, c, output_dir=tmp, name=str(name), callbacks=[timer], evaluate=False)
             peak = peak_memory_mb() - start
             save_model(model, tok, Path(tmp) / "artifact")
             artifact = _dir_mb(Path(tmp) / "artifact")

@@ -393,7 +393,8 @@ class ForgettingCallback(TrainerCallback):
         if self.every and state.global_step % self.every == 0: self._measure(model, state.global_step)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        self._measure(model, state.global_step)
+        if not (self.history and self.history[-1]["step"] == state.global_step):  # measured at this step already
+            self._measure(model, state.global_step)
 
 # %% ../nbs/03_pitfalls.ipynb #11e8c2b0
 @dataclass

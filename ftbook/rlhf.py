@@ -683,7 +683,7 @@ def load_prompts(source: str | os.PathLike  # .txt (one prompt per line), or .js
     return out
 
 # %% ../nbs/07_rlhf.ipynb #7e12c37f
-def rlhf_recipe(quick: bool = False  # the same run: the tour's is already a short demonstration
+def rlhf_recipe(quick: bool = False  # a check that the loop runs: 4 reward-model steps, 2 updates of 2 prompts, 4 held-out prompts
                ) -> Result:
     """Train a chapter-06 reward model for 12 steps, then a few PPO updates of the profile's policy against it, judged by
     `distinct_words`; held-out reward, judge, KL and length before and after."""
@@ -692,12 +692,12 @@ def rlhf_recipe(quick: bool = False  # the same run: the tour's is already a sho
     from ftbook.reward import FULL_LR as REWARD_LR, RewardModelConfig, load_preferences, load_reward_model, train_pairwise
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     rm_name = model_for("encoder")
-    rm_cfg = RewardModelConfig.for_profile(max_steps=12, learning_rate=2 * REWARD_LR)
+    rm_cfg = RewardModelConfig.for_profile(max_steps=4 if quick else 12, learning_rate=2 * REWARD_LR)
     rm_tok, rm = load_tokenizer(rm_name), load_reward_model(rm_name, rm_cfg)
     train_pairwise(rm, rm_tok, train, test, rm_cfg)
     name = model_for("causal_lm")
-    cfg = RLHFConfig.for_profile(max_steps=3, batch_size=4, max_new_tokens=16, ppo_epochs=1, mini_batches=1)
-    n_eval = 8
+    cfg = RLHFConfig.for_profile(max_steps=2 if quick else 3, batch_size=2 if quick else 4, max_new_tokens=16, ppo_epochs=1, mini_batches=1)
+    n_eval = 4 if quick else 8
     res = train_rlhf(load_policy(name, cfg), load_tokenizer(name), list(dict.fromkeys(train["prompt"])),
                      list(dict.fromkeys(test["prompt"]))[:n_eval], reward_model_fn(rm, rm_tok), cfg, judge_fn=distinct_words)
     res.figures = {"rlhf": plot_runs({cfg.algo: res.history}, title=f"{name} against a {rm_name} reward model")}

@@ -304,6 +304,7 @@ def train_sft(model, tokenizer,
               resume: bool = False,  # continue from the last complete checkpoint in `output_dir`
               name: str = "the model",  # for error messages
               callbacks: list = (),  # more `TrainerCallback`s (e.g. chapter 9's step timer)
+              evaluate: bool = True,  # the held-out loss before and after; chapter 9's `compare` scores each conversation itself
              ) -> Result:
     "Instruction-tune `model` with the loss on assistant tokens only; held-out loss before and after, and the mask report."
     cfg = cfg or InstructConfig.for_profile()
@@ -314,17 +315,18 @@ def train_sft(model, tokenizer,
     ckpt = last_checkpoint(output_dir) if resume else None
     ds = trainer.train_dataset  # after TRL's preprocessing: the conversations that keep an answer
     print_plan(len(ds), sum(map(len, ds["input_ids"])), cfg, trainer.args.learning_rate)
-    before = trainer.evaluate()["eval_loss"]
+    before = trainer.evaluate()["eval_loss"] if evaluate else float("nan")
     t0 = time.perf_counter()
     run_training(trainer, resume=resume)
     secs = time.perf_counter() - t0
-    after = trainer.evaluate()["eval_loss"]
+    after = trainer.evaluate()["eval_loss"] if evaluate else float("nan")
     m = {"eval_loss_before": before, "eval_loss_after": after, "supervised_token_share": rep["supervised_token_share"],
          "truncated_examples": rep["truncated_examples"], "answers_lost": rep["answers_lost"],
          "eos_supervised_share": rep["eos_supervised_share"], "train_seconds": secs, "train_steps": trainer.state.global_step,
          "train_examples": len(trainer.train_dataset), "eval_examples": len(trainer.eval_dataset),
          "resumed_from_step": int(ckpt.name.rsplit("-", 1)[1]) if ckpt else 0}
-    lines = [f"held-out loss {before:.3f} -> {after:.3f} after {m['train_steps']} steps ({secs:.0f} s)",
+    lines = [f"held-out loss {before:.3f} -> {after:.3f} after {m['train_steps']} steps ({secs:.0f} s)" if evaluate else
+             f"{m['train_steps']} steps ({secs:.0f} s); held-out loss not measured (evaluate=False)",
              f"{rep['supervised_token_share']:.0%} of tokens carry loss; truncation cut {rep['truncated_examples']} of "
              f"{rep['examples']} conversations ({rep['answers_lost']} lost their whole answer)"] + rep["problems"]
     return Result(metrics=m, history=[h for h in trainer.state.log_history if "loss" in h], lines=lines)

@@ -4,6 +4,7 @@ Learning curves use synthetic histories and tiny-BERT runs; forgetting uses a fe
 memorisation uses tiny-Llama, which memorises four texts in seconds.
 """
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -116,6 +117,21 @@ def test_callback_is_silent_on_a_healthy_run_and_draws_live(tmp_path, topics, mo
 
 
 # --- forgetting -------------------------------------------------------------------------------------------------
+
+def test_forgetting_callback_measures_each_step_once(monkeypatch):
+    "A run whose last step is a multiple of `every` is measured there once, not again when training ends."
+    import ftbook.pitfalls as P
+    calls = []
+    monkeypatch.setattr(P, "measure_general", lambda model, tok, probe: calls.append(1) or {"general_ppl": 10.0, "qa_accuracy": 0.5})
+    for last, measured in ((4, [0, 2, 4]), (5, [0, 2, 4, 5])):
+        calls.clear()
+        cb = ForgettingCallback(None, ForgettingProbe([], []), every=2, before={"general_ppl": 10.0, "qa_accuracy": 0.5})
+        state = SimpleNamespace(global_step=0)
+        cb.on_train_begin(None, state, None, model=None)
+        for state.global_step in range(1, last + 1): cb.on_step_end(None, state, None, model=None)
+        cb.on_train_end(None, state, None, model=None)
+        assert [h["step"] for h in cb.history] == measured and len(calls) == len(measured) - 1  # step 0 is `before`
+
 
 @pytest.fixture(scope="module")
 def smol():
