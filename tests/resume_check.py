@@ -74,11 +74,14 @@ def _complete_checkpoints(ckpts: Path) -> list[int]:
 
 
 def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol: float = 0.0, timeout: float = 900,
-                           launcher=None, processes: int = 1):  # launcher: a command list, or a function returning one
+                           launcher=None, processes: int = 1,  # launcher: a command list, or a function returning one
+                           uninterrupted: Path | None = None):  # a finished run of the same arguments, traced to
+                                                                 # UNINTERRUPTED.trace: used instead of running one
     "Run `ftbook *verb_args` uninterrupted, killed-then-resumed, and compare weights and trained examples."
-    full, cut = tmp_path / "uninterrupted", tmp_path / "killed"
-    _finish(_run([*verb_args, "--out", full], tmp_path / "full.trace", launcher), timeout)
-    reference = _steps(tmp_path / "full.trace")
+    full, cut = uninterrupted or tmp_path / "uninterrupted", tmp_path / "killed"
+    full_trace = full.with_suffix(".trace") if uninterrupted else tmp_path / "full.trace"
+    if uninterrupted is None: _finish(_run([*verb_args, "--out", full], full_trace, launcher), timeout)
+    reference = _steps(full_trace)
     total = max(s for s, _ in reference)
 
     p = _run([*verb_args, "--out", cut], tmp_path / "cut.trace", launcher)
@@ -100,7 +103,7 @@ def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol:
     resumed_from = _complete_checkpoints(cut / "checkpoints")[-1]
     _finish(_run([*verb_args, "--out", cut, "--resume"], tmp_path / "resume.trace", launcher), timeout)
     for rank in range(processes):
-        reference = _steps(tmp_path / "full.trace", rank)
+        reference = _steps(full_trace, rank)
         trained = [x for x in _steps(tmp_path / "cut.trace", rank) if x[0] <= resumed_from] + _steps(tmp_path / "resume.trace", rank)
         first = next((i for i, (a, b) in enumerate(zip(trained, reference)) if a != b), min(len(trained), len(reference)))
         assert reference and trained == reference, (

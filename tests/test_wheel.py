@@ -1,5 +1,6 @@
 """The wheel builds, passes `twine check`, declares ranges (not pins), and installs beside an existing torch."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sh(*cmd, cwd=None, timeout=1200):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+def sh(*cmd, cwd=None, timeout=1200, env=None):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
     assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{(r.stdout + r.stderr)[-4000:]}"
     return r.stdout
 
@@ -82,19 +83,21 @@ def test_fresh_venv_keeps_its_torch_and_runs_ftbook_models(wheel, tmp_path):
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", venv)
-    # --no-compile: Python compiles what it imports when it first imports it; compiling every installed file up front
-    # took most of this test's time (torch alone: 33 s against 10 s on the 2-core CI machine)
+    # --no-compile, and bytecode written on import: pip would compile every file of every package up front, most of this
+    # test's time (torch alone: 33 s against 10 s on the 2-core CI machine); this way only what the checks import is
+    # compiled, once (PYTHONDONTWRITEBYTECODE, set on that machine, would have each process compile it again)
     py, pip = venv / "bin" / "python", [venv / "bin" / "python", "-m", "pip", "install", "--no-compile"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     sh(*pip, "-q", constraint("torch"))
-    torch_before = sh(py, "-c", "import torch; print(torch.__version__, torch.__file__)")
+    torch_before = sh(py, "-c", "import torch; print(torch.__version__, torch.__file__)", env=env)
     log = sh(*pip, "-c", ROOT / "constraints.txt", wheel)
     collected = next((l for l in log.splitlines() if l.startswith("Installing collected packages")), "")
     assert not re.search(r"\btorch\b", collected), f"pip reinstalled torch: {collected}"
-    assert sh(py, "-c", "import torch; print(torch.__version__, torch.__file__)") == torch_before
+    assert sh(py, "-c", "import torch; print(torch.__version__, torch.__file__)", env=env) == torch_before
     sh(*pip, "-q", "--no-deps", *cfg["tool"]["ftbook"]["install-no-deps"])
-    where = sh(py, "-c", "import ftbook; print(ftbook.__file__)", cwd=tmp_path)
+    where = sh(py, "-c", "import ftbook; print(ftbook.__file__)", cwd=tmp_path, env=env)
     assert where.startswith(str(venv)), where
-    out = sh(venv / "bin" / "ftbook", "models", cwd=tmp_path)
+    out = sh(venv / "bin" / "ftbook", "models", cwd=tmp_path, env=env)
     rows = {l.split()[0]: l.split() for l in out.splitlines()[1:] if l.strip()}
     assert rows["smollm2-135m-instruct"][2] == "yes" and rows["minilm-l6"][2] == "yes"
 

