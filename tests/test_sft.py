@@ -117,6 +117,21 @@ RECORDS = [("Name a primary colour.", "Red."), ("What is 2 + 2?", "Four."), ("Sa
            ("Opposite of hot?", "Cold."), ("A word for happy?", "Glad."), ("Capital of Italy?", "Rome.")]
 
 
+def test_train_sft_without_evaluation_trains_and_says_so(monkeypatch):
+    "evaluate=False (chapter 9's compare scores each conversation itself): the run trains and never calls evaluate."
+    from transformers import Trainer
+    from ftbook.sft import load_sft_model, train_sft
+    calls = []
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: calls.append(1) or {"eval_loss": 1.0})
+    convs = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in RECORDS]
+    cfg = InstructConfig.for_profile("cpu", batch_size=2, max_steps=2, save_steps=0)
+    res = train_sft(load_sft_model("tiny-llama", cfg), load_tokenizer("tiny-llama"), convs, convs[:2], cfg, evaluate=False)
+    assert calls == [] and res.metrics["train_steps"] == 2 and res.metrics["eval_loss_before"] != res.metrics["eval_loss_before"]  # NaN
+    assert "held-out loss not measured" in res.lines[0]
+    train_sft(load_sft_model("tiny-llama", cfg), load_tokenizer("tiny-llama"), convs, convs[:2], cfg)
+    assert len(calls) == 2  # by default: before and after
+
+
 def _write(path, fmt):
     if fmt == "messages":
         rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in RECORDS]
