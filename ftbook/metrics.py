@@ -33,8 +33,9 @@ def load_metric(name: str  # 'accuracy', 'f1' or 'perplexity' (a folder in `METR
                ) -> evaluate.EvaluationModule:
     "An `evaluate` metric module loaded from the package by path (no hub access)."
     path = METRICS_DIR / name
-    if not path.is_dir():
-        raise ConfigError(f"No metric {name!r} ships with ftbook; available: {', '.join(sorted(p.name for p in METRICS_DIR.iterdir() if p.is_dir()))}")
+    if not (path / f"{name}.py").is_file():  # a metric is a folder with its script; not __pycache__ or other folders
+        available = sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
+        raise ConfigError(f"No metric {name!r} ships with ftbook; available: {', '.join(available)}")
     return evaluate.load(str(path))
 
 # %% ../nbs/02a_metrics.ipynb #9b49bbee
