@@ -374,8 +374,9 @@ class ForgettingCallback(TrainerCallback):
         self.warned = False
 
     def _measure(self, model, step: int):
+        if self.history and self.history[-1]["step"] == step: return  # measured at this step already (a last step `every` divides)
         m = measure_general(model, self.tok, self.probe)
-        if not self.history or self.history[-1]["step"] != step: self.history.append({"step": step, **m})
+        self.history.append({"step": step, **m})
         b = self.history[0]
         if not self.warned and (m["general_ppl"] > (1 + self.warn_ppl_rise) * b["general_ppl"]
                                 or m["qa_accuracy"] < b["qa_accuracy"] - self.warn_qa_drop):
@@ -393,8 +394,7 @@ class ForgettingCallback(TrainerCallback):
         if self.every and state.global_step % self.every == 0: self._measure(model, state.global_step)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if not (self.history and self.history[-1]["step"] == state.global_step):  # measured at this step already
-            self._measure(model, state.global_step)
+        self._measure(model, state.global_step)
 
 # %% ../nbs/03_pitfalls.ipynb #11e8c2b0
 @dataclass
