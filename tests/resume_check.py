@@ -2,8 +2,11 @@
 
     assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", ...])
 
-runs the verb three times in real subprocesses: once uninterrupted; once killed with SIGKILL at a random step after
-its first complete checkpoint; and once more on the killed run's folder with `--resume`. It then asserts that the
+runs the verb three times: once uninterrupted; once killed with SIGKILL at a random step after its first complete
+checkpoint; and once more on the killed run's folder with `--resume`. The killed run and the resumed one are real
+subprocesses, so the resume starts from nothing but what the killed process left on disk. The uninterrupted reference
+runs in the test's own process (conftest.run_cli), which has already imported torch: that saves one interpreter start
+(about 6 s on 2 cores) per test, and a difference between the two kinds of process would show as unequal weights. It then asserts that the
 resumed model's weights equal the uninterrupted model's (exactly, or within `atol` where a kernel is
 nondeterministic) and, from the FTBOOK_TRACE_BATCHES record of which examples each step trained on, that the killed
 and resumed runs together trained on exactly the uninterrupted run's examples, in the same order: nothing skipped,
@@ -36,6 +39,18 @@ def _run(args, trace, launcher=None):
                              start_new_session=True)
     p.log = trace.with_suffix(".log")
     return p
+
+
+def _run_here(args, trace):
+    "The verb in this process (conftest.run_cli), its batches traced to `trace`."
+    from conftest import run_cli
+    before = os.environ.get("FTBOOK_TRACE_BATCHES")
+    os.environ["FTBOOK_TRACE_BATCHES"] = str(trace)
+    try: r = run_cli(*args)
+    finally:
+        if before is None: del os.environ["FTBOOK_TRACE_BATCHES"]
+        else: os.environ["FTBOOK_TRACE_BATCHES"] = before
+    assert r.returncode == 0, f"exit {r.returncode}:\n{(r.stdout + r.stderr)[-4000:]}"
 
 
 def _kill_tree(pid: int):
@@ -80,7 +95,8 @@ def assert_resumes_exactly(tmp_path: Path, verb_args: list, seed: int = 0, atol:
     "Run `ftbook *verb_args` uninterrupted, killed-then-resumed, and compare weights and trained examples."
     full, cut = uninterrupted or tmp_path / "uninterrupted", tmp_path / "killed"
     full_trace = full.with_suffix(".trace") if uninterrupted else tmp_path / "full.trace"
-    if uninterrupted is None: _finish(_run([*verb_args, "--out", full], full_trace, launcher), timeout)
+    if uninterrupted is None and launcher is None: _run_here([*verb_args, "--out", full], full_trace)
+    elif uninterrupted is None: _finish(_run([*verb_args, "--out", full], full_trace, launcher), timeout)
     reference = _steps(full_trace)
     total = max(s for s, _ in reference)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from resume_check import _steps, assert_resumes_exactly
+from resume_check import _run_here, _steps, assert_resumes_exactly
 from ftbook.scale import scale_config
 
 pytestmark = pytest.mark.slow  # each case starts three or four runs, two of them with two processes
@@ -81,10 +81,7 @@ def _files(out: Path) -> list[str]:
 
 def _compare(tmp_path, verb_args: list, micro: int, rel_tol: float):
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = subprocess.run([sys.executable, "-m", "ftbook", *map(str, verb_args), "--batch-size", str(2 * micro), "--out", str(one)],
-                        capture_output=True, text=True, timeout=900,
-                        env={**os.environ, "FTBOOK_TRACE_BATCHES": str(tmp_path / "one.trace")})
-    assert r1.returncode == 0, r1.stderr[-3000:]
+    _run_here([*verb_args, "--batch-size", 2 * micro, "--out", one], tmp_path / "one.trace")  # in this process: no interpreter start
     r2 = subprocess.run(launcher(2) + [*map(str, verb_args), "--batch-size", str(micro), "--out", str(two)],
                         capture_output=True, text=True, timeout=900,
                         env={**os.environ, "FTBOOK_TRACE_BATCHES": str(tmp_path / "two.trace")})
