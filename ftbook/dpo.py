@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, DataError, Profile, Result, check_ranges, sized_for
-from .data import DATA_DIR, READERS, SHIPPED, _coerce_csv, check_record, load_data, read_records
+from .data import DATA_DIR, READERS, SHIPPED, _coerce_csv, check_record, load_data, read_records, record_group
 
 # %% auto #0
 __all__ = ['FULL_LR', 'as_conversation', 'load_pairs', 'response_logps', 'dpo_loss', 'DPORunConfig', 'dpo_trainer', 'pair_logps',
@@ -67,7 +67,8 @@ def as_conversation(rec: dict,  # a checked preference record: text or message-l
 def load_pairs(source: str | os.PathLike,  # 'preferences', a .jsonl/.json/.csv/.tsv file of pairs, or a hub dataset id
               ) -> Dataset:
     """Preference pairs for DPO in TRL's conversational format, every record checked: text pairs (`prompt`, `chosen`,
-    `rejected`) and conversational ones (lists of `role`/`content` turns) alike, even mixed in one file."""
+    `rejected`) and conversational ones (lists of `role`/`content` turns) alike, even mixed in one file. A record's
+    `group` is kept (on every row, empty where a record has none), so that `split_data` keeps a group on one side."""
     name = str(source)
     path = DATA_DIR / SHIPPED[name][0] if name in SHIPPED else Path(name).expanduser()
     if path.exists() or path.suffix.lower() in READERS: records = read_records(path)
@@ -76,8 +77,9 @@ def load_pairs(source: str | os.PathLike,  # 'preferences', a .jsonl/.json/.csv/
     for line, r in records:
         if str(path).lower().endswith((".csv", ".tsv")): _coerce_csv(r, path, line)
         check_record(r, "preference", path, line)  # fields present, no empty side, no identical sides, valid turns
-        rows.append(as_conversation(r, path, line))
+        rows.append({**as_conversation(r, path, line), "group": record_group(r)})
     if not rows: raise DataError(path, None, None, "holds no pairs", "add records with prompt, chosen and rejected")
+    if not any(r["group"] for r in rows): rows = [{k: v for k, v in r.items() if k != "group"} for r in rows]
     return Dataset.from_list(rows)
 
 # %% ../nbs/08_dpo.ipynb #59bcd0e1
@@ -168,8 +170,9 @@ def dpo_trainer(model, tokenizer,
                          logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
                          save_total_limit=2, gradient_checkpointing=False, eval_strategy="no",
                          optim=fast.optim)
-    trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train, eval_dataset=eval,
-                         processing_class=tokenizer)
+    drop_group = lambda ds: ds.remove_columns("group") if ds is not None and "group" in ds.column_names else ds  # for splitting only
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=drop_group(train),
+                         eval_dataset=drop_group(eval), processing_class=tokenizer)
     if "ref" in getattr(model, "peft_config", {}):  # TRL's copy of our fresh adapter: identical to the adapters switched off
         model.delete_adapter("ref")  # so drop it, and no second copy is held (nor saved beside the policy)
     return trainer
