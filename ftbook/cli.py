@@ -12,6 +12,7 @@ import html
 import importlib
 import io
 import json
+import re
 import shutil
 import sys
 import time
@@ -21,12 +22,13 @@ from .config import ConfigError, FtbookError, Result, atomic_write, is_main_proc
 
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
-           'model_flags', 'training_flags', 'training_overrides', 'check_out', 'prepare_out', 'cmd_models',
-           'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
-           'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
-           'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf',
-           'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify',
-           'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config', 'add_scale_config_parser']
+           'model_flags', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out', 'prepare_out',
+           'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main',
+           'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify',
+           'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score',
+           'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare',
+           'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config',
+           'add_scale_config_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -135,14 +137,25 @@ FINISHED = "metrics.json"
 "The file whose presence marks an --out folder as holding a finished run."
 
 
+class NothingToResume(Exception):
+    "`--resume` on a folder whose run finished: `main` prints the message and exits 0, and nothing is touched."
+
+
 def check_out(args):
-    "Refuse an --out that is a file, or that holds a finished run, unless --overwrite (or --resume) says what to do with it."
+    "Refuse an --out that is a file, or that holds a finished run unless --overwrite; `--resume` on a finished run does nothing."
     out = Path(args.out)
+    overwrite, resume = getattr(args, "overwrite", False), getattr(args, "resume", False)
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume ask for opposite things: --resume continues the unfinished run in --out, "
+                          "--overwrite starts a new one there\nFix: pass one of them")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder\nFix: give a folder path (it is created if missing)")
-    if (out / FINISHED).exists() and not (args.overwrite or args.resume):
+    if (out / FINISHED).exists() and resume:
+        raise NothingToResume(f"--out {out} holds a finished run ({out / FINISHED}): there is nothing to resume, and it is "
+                              f"left as it is. To train it again from the start, pass --overwrite instead of --resume")
+    if (out / FINISHED).exists() and not overwrite:
         raise ConfigError(f"--out {out} already holds a finished run ({out / FINISHED})\nFix: pass --overwrite to replace "
-                          f"it, --resume to continue it, or another --out")
+                          f"it, or give another --out")
 
 
 def prepare_out(args) -> Path:
@@ -151,7 +164,7 @@ def prepare_out(args) -> Path:
     out = Path(args.out)
     ckpts = out / "checkpoints"
     if not is_main_process(): return out  # under `accelerate launch`, the first process prepares the folder
-    if getattr(args, "overwrite", False) and not getattr(args, "resume", False) and ckpts.is_dir():
+    if getattr(args, "overwrite", False) and ckpts.is_dir():  # check_out refuses --overwrite with --resume
         shutil.rmtree(ckpts)  # the old run's checkpoints must not mix with the new run's
     if getattr(args, "resume", False) and not any(last_checkpoint(d) for d in (ckpts, ckpts / "head")):
         print(f"--resume: no complete checkpoint in {ckpts}, so this run starts from the beginning", file=sys.stderr)
@@ -275,10 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    "`--flag -1e-4` as `--flag=-1e-4`: argparse takes a dash-led value with an exponent for an option, and the range check never sees it."
+    out = []
+    for a in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.fullmatch(r"-\d[\d.]*(e[-+]?\d+)?|-\.\d+(e[-+]?\d+)?", a, re.I):
+            out[-1] = f"{out[-1]}={a}"
+        else: out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script: errors print as one message and exit with status 2."
-    from ftbook.models import trusted_sources
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    from ftbook.models import trusted_sources  # after parsing: --help and --version answer without importing torch
     if getattr(args, "verbose", True) is False:  # a training verb without --verbose (the others load no trainer)
         from ftbook.train import quiet
         quiet()
@@ -288,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with silent, trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
             return args.func(args)
+    except NothingToResume as e:
+        print(f"ftbook {args.verb}: {e}")
+        return 0
     except FtbookError as e:
         print(f"ftbook {args.verb}: error: {e}", file=sys.stderr)
         return 2
@@ -351,7 +377,7 @@ def _pretrain_inputs(args, cfg):
     if len(probe) == 0:
         raise DataError(args.general, None, None, "has too few documents to hold half out as a probe", "add documents")
     name = args.model or model_for("encoder" if cfg.objective == "mlm" else "causal_lm")
-    resolve_model(name, "encoder" if cfg.objective == "mlm" else "decoder")
+    resolve_model(name, "encoder" if cfg.objective == "mlm" else "decoder", require_family=True)
     tok = load_tokenizer(name)
     if cfg.objective == "mlm" and tok.mask_token is None:
         raise ModelError(name, "its tokenizer has no mask token, so it cannot be trained to fill in masked words (it is a decoder)",
@@ -497,7 +523,7 @@ def cmd_sft(args) -> int:
                             "for the loss", "pass a separate --eval file, or add records")
         train, held = tr["messages"], ev["messages"]
     name = args.model or model_for("causal_lm", get_profile())
-    resolve_model(name, "decoder")
+    resolve_model(name, "decoder", require_family=True)
     tok = load_tokenizer(name)
     prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
     model = load_sft_model(name, cfg)
@@ -669,7 +695,7 @@ def cmd_rlhf(args) -> int:
     check_processes(cfg, len(train))  # before --out is created
     reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
-    resolve_model(name)
+    resolve_model(name, "decoder", require_family=True)  # the policy writes the answers
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
     out = prepare_out(args)
     res = train_rlhf(policy, tok, train, held, reward_fn, cfg, judge_fn=judge_fn, output_dir=out / "checkpoints", resume=args.resume)
@@ -724,7 +750,7 @@ def cmd_dpo(args) -> int:
             raise DataError(args.train, None, "prompt", f"has too few distinct prompts ({len(train) + len(held)} pairs) to hold "
                             "some out for the measurements", "pass a separate --eval file, or add pairs")
     name = args.model or model_for("causal_lm", get_profile())
-    resolve_model(name)
+    resolve_model(name, "decoder", require_family=True)  # DPO scores answers token by token, as a causal model writes them
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
     out = prepare_out(args)
     res = train_dpo(policy, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)

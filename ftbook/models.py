@@ -21,15 +21,16 @@ from typing import Callable
 from .config import ModelError, Result, cache_dir, DATA_DIR, hub_reachable
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'PRESETS', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'Preset', 'resolve_model',
-           'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate', 'training_flops',
-           'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
+__all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'PRESETS', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'Preset', 'model_family',
+           'resolve_model', 'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate',
+           'training_flops', 'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
            'pretrained_recipe']
 
 # %% ../nbs/01_pretrained.ipynb #53de6510
 import torch
 from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
                           AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 # %% ../nbs/01_pretrained.ipynb #4ae829b4
 @dataclass(frozen=True)
@@ -177,10 +178,39 @@ def _suggest_preset(name: str, family: str | None = None) -> str:
     return close[0] if close else next(p.name for p in PRESETS.values() if p.family == fam and p.hub_id)
 
 
+def model_family(name: str,  # the model as the user gave it, for the message
+                 folder: str | os.PathLike,  # a local model folder
+                ) -> str | None:
+    """'encoder' (a masked-LM type, such as BERT) or 'decoder' (a causal-LM-only type, such as Llama), read from the
+    folder's config.json; None for other types. A config.json that does not parse is a `ModelError` that says so."""
+    f = Path(folder) / "config.json"
+    try: model_type = json.loads(f.read_text()).get("model_type")
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise ModelError(name, f"its {f} is not a valid JSON object ({e})",
+                         "restore config.json from where the model came from, or save the model again with save_pretrained") from None
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES: return "encoder"  # BERT and kin (a few can also be set up as decoders)
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES: return "decoder"
+    return None
+
+
 def resolve_model(name: str | os.PathLike,  # a preset name, a local folder, or a hub id
                   family: str | None = None,  # 'decoder' or 'encoder': what the caller needs, for the suggestion
+                  require_family: bool = False,  # refuse a local model of the other family (a verb that only works with `family`)
                  ) -> str:
     "A loadable location for `name`: a local folder, or a hub id when the hub is reachable or the model is cached."
+    name = str(name)
+    where = _resolve(name, family)
+    if Path(where).is_dir():
+        found = model_family(name, where)  # also refuses a config.json that does not parse
+        if require_family and family and found and found != family:
+            a = {"encoder": "an encoder (a masked language model)", "decoder": "a decoder (a causal language model)"}
+            raise ModelError(name, f"it is {a[found]}, and this needs {a[family]}",
+                             f"pass {a[family].split(' (')[0]}, such as the preset {_suggest_preset('', family)!r} "
+                             f"(`ftbook models` lists them all)")
+    return where
+
+
+def _resolve(name: str, family: str | None) -> str:
     name = str(name)
     if name in PRESETS: return str(PRESETS[name].path())
     p = Path(name).expanduser()

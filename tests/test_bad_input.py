@@ -27,6 +27,8 @@ def jl(*records) -> str: return "".join(json.dumps(r) + "\n" for r in records)
 
 GOOD_PAIRS = "".join(PAIR(f"About {t}?", f"{t.capitalize()} matters; check it first.", f"Ignore {t}.")
                      for t in ("the tide", "the boom", "a reef", "the chart", "the mast", "the hull"))
+MANY_PAIRS = "".join(PAIR(f"About {t} on day {d}?", f"{t.capitalize()} matters on day {d}.", f"Ignore {t}.")
+                     for t in ("the tide", "the boom", "a reef", "the chart") for d in range(6))
 REWARD = ["reward", "--model", "tiny-bert", "--max-steps", "1"]
 
 
@@ -46,6 +48,12 @@ def _template(d, template):
     cfg.pop("chat_template", None)
     if template: (d / "chat_template.jinja").write_text(template)
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+
+
+def _broken_config(d, preset):
+    "A copy of `preset` whose config.json is cut off mid-file, as an interrupted copy leaves it."
+    shutil.copytree(PRESETS[preset].path(), d)
+    (d / "config.json").write_text((d / "config.json").read_text()[:40])
 
 
 NO_MARKERS = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}{% endfor %}"
@@ -139,8 +147,10 @@ CASES = {
     "pretrain-nul-bytes": (CLM + ["--train", "{d.txt}"], {"d.txt": SAILING + "\nabc\x00def\n"}, ["d.txt", "text", "NUL"]),
     "pretrain-no-text-field": (CLM + ["--train", "{d.jsonl}"], {"d.jsonl": jl(*({"body": s} for s in SAILING.split("\n")))},
         ["d.jsonl", "line 1", "matches no format", "text (text)"]),
-    "pretrain-mlm-on-decoder": (MLM[:4] + ["tiny-llama"] + MLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING}, ["tiny-llama", "mask token"]),
-    "pretrain-clm-on-encoder": (CLM[:4] + ["tiny-bert"] + CLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING}, ["tiny-bert", "encoder"]),
+    "pretrain-mlm-on-decoder": (MLM[:4] + ["tiny-llama"] + MLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING},
+        ["tiny-llama", "is a decoder", "needs an encoder", "'minilm-l6'"]),
+    "pretrain-clm-on-encoder": (CLM[:4] + ["tiny-bert"] + CLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING},
+        ["tiny-bert", "is an encoder", "needs a decoder"]),
     "pretrain-too-few-tokens": (MLM + ["--train", "{d.txt}", "--block-size", "512"], {"d.txt": "".join(f"Reef early on day {i}.\n" for i in range(40))},
         ["d.txt", "field 'text'", "block"]),
     # reward: preference pairs (and their ratings, for --mode regression)
@@ -158,6 +168,19 @@ CASES = {
     "reward-rated-file-not-pairs": (REWARD + ["--train", "{tr.jsonl}"],
         {"tr.jsonl": jl(*({"prompt": f"Q{i}?", "response": "A.", "rating": 7} for i in range(6)))},
         ["tr.jsonl", "line 1", "'rated' records", "'preference'"]),
+    # model families and broken model folders: refused before anything loads
+    "sft-encoder-model": (["sft", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": jl(*(CONV(f"Name a fruit, number {i}.", f"A pear, number {i}.") for i in range(4)))},
+        ["tiny-bert", "is an encoder", "needs a decoder", "'smollm2-135m-instruct'"]),
+    "dpo-encoder-model": (["dpo", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}"], {"tr.jsonl": MANY_PAIRS},
+        ["tiny-bert", "is an encoder", "needs a decoder"]),
+    "rlhf-encoder-policy": (["rlhf", "--policy", "tiny-bert", "--reward", "rule:brevity", "--max-steps", "1", "--prompts", "{p.txt}"],
+        {"p.txt": "".join(f"Say something kind about boat {i}.\n" for i in range(12))}, ["tiny-bert", "is an encoder", "needs a decoder"]),
+    "rlhf-broken-reward-config": (["rlhf", "--policy", "tiny-llama", "--reward", "{rm/}", "--max-steps", "1", "--prompts", "{p.txt}"],
+        {"rm/": lambda d: _broken_config(d, "tiny-bert"), "p.txt": "".join(f"Say something kind about boat {i}.\n" for i in range(12))},
+        ["config.json", "is not a valid JSON object", "save the model again"]),
+    "dpo-broken-model-config": (["dpo", "--model", "{m/}", "--max-steps", "1", "--train", "{tr.jsonl}"],
+        {"m/": lambda d: _broken_config(d, "tiny-llama"), "tr.jsonl": MANY_PAIRS}, ["config.json", "is not a valid JSON object"]),
     # leakage: any format, preference pairs included
     "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
         {"tr.jsonl": PAIR("Be kind?", "Yes, always.", "No.") + PAIR("Tea?", "Yes please.", "Yes please."),

@@ -13,6 +13,20 @@ def test_models_lists_both_real_presets_as_available():
     assert rows["smollm2-135m-instruct"][2] == "yes" and rows["minilm-l6"][2] == "yes"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["sft", "--help"], ["rlhf", "--help"]], ids=" ".join)
+def test_help_and_version_answer_without_importing_torch(argv):
+    """`ftbook --help` used to take 4.5 s on 2 cores, importing torch and transformers before parsing. A time limit would
+    flake on a busy machine; what made it slow can be checked exactly: no heavy library is imported. The seconds are printed."""
+    import subprocess, sys, time
+    code = ("import sys\nfrom ftbook.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n"
+            "print('heavy:', sorted(m for m in ('torch', 'transformers', 'datasets', 'trl', 'peft') if m in sys.modules))")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    print(f"ftbook {' '.join(argv)}: {time.perf_counter() - t0:.2f} s")
+    assert r.returncode == 0 and r.stdout.strip().endswith("heavy: []"), (r.stdout[-500:], r.stderr[-2000:])
+    assert ("usage: ftbook" in r.stdout) if "--help" in argv else r.stdout.startswith("ftbook ")
+
+
 NO_NETWORK = """
 import socket
 _log = {log!r}

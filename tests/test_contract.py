@@ -101,6 +101,7 @@ def test_bad_flag_values_exit_2_before_anything_is_written(files, capsys, verb, 
         main([*map(str, verb_args(verb, files)), *flag, "--out", str(out)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {flag[0]}" in err and "Traceback" not in err, err
+    if flag[1].startswith("-"): assert "is out of range: use" in err, err  # the range check, not "expected one argument"
     assert not out.exists()
 
 
@@ -141,9 +142,55 @@ def test_a_finished_run_is_not_replaced_unless_asked(files):
     again = run_cli(*args)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr and "--overwrite" in again.stderr
     assert "Traceback" not in again.stderr and (out / "model" / "model.safetensors").stat().st_mtime_ns == first
+    resumed = run_cli(*args, "--resume")  # this run kept no checkpoint: --resume used to train it again from the start
+    assert resumed.returncode == 0 and "nothing to resume" in resumed.stdout, resumed.stdout + resumed.stderr[-2000:]
+    assert (out / "model" / "model.safetensors").stat().st_mtime_ns == first
     over = run_cli(*args, "--overwrite")
     assert over.returncode == 0, over.stderr[-2000:]
     assert (out / "model" / "model.safetensors").stat().st_mtime_ns != first
+
+
+RESUMABLE = {  # each verb that takes --resume, with its required arguments: check_out runs before any file is read
+    "pretrain": ["pretrain", "--objective", "clm", "--train", "notes.txt"],
+    "classify": ["classify", "--train", "cls.jsonl", "--eval", "cls.jsonl"],
+    "sft": ["sft", "--train", "chats.jsonl"],
+    "reward": ["reward", "--train", "pairs.jsonl"],
+    "rlhf": ["rlhf", "--reward", "rule:brevity", "--prompts", "prompts.txt"],
+    "dpo": ["dpo", "--train", "pairs.jsonl"],
+}
+
+
+def test_every_verb_that_resumes_is_covered():
+    from ftbook.cli import build_parser
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb").choices
+    assert {v for v, p in verbs.items() if any("--resume" in a.option_strings for a in p._actions)} == set(RESUMABLE)
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("verb", RESUMABLE)
+def test_resume_on_a_finished_run_does_nothing_and_exits_0(tmp_path, capsys, verb):
+    "A finished run is never replaced without --overwrite: --resume on one says so, touches nothing and succeeds."
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    (out / "metrics.json").write_text('{"accuracy": 0.9, "config": {}}')
+    (out / "model" / "model.safetensors").write_bytes(b"the finished model")
+    before = _snapshot(out)
+    assert main([*RESUMABLE[verb], "--out", str(out), "--resume"]) == 0
+    o = capsys.readouterr()
+    assert "finished run" in o.out and "nothing to resume" in o.out and "--overwrite" in o.out and not o.err, o
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("verb", RESUMABLE)
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys, verb):
+    out = tmp_path / "run"
+    assert main([*RESUMABLE[verb], "--out", str(out), "--resume", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite and --resume ask for opposite things" in err and "Traceback" not in err, err
+    assert not out.exists()
 
 
 def test_resume_without_a_checkpoint_says_it_starts_fresh(files):

@@ -76,6 +76,7 @@ def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
     _finish(_run(args + ["--out", full], tmp_path / "full.trace"), 900)
     shutil.copytree(full, cut)
     shutil.rmtree(cut / "model")  # as if killed right after checkpoint-10 was complete
+    (cut / "metrics.json").unlink()
     for c in (cut / "checkpoints").glob("checkpoint-*"):
         if c.name != "checkpoint-10": shutil.rmtree(c)
     _finish(_run(args + ["--out", cut, "--resume"], tmp_path / "resume.trace"), 900)

@@ -215,7 +215,10 @@ def test_cli_clm_on_jsonl_with_replay_and_exact_resume(tmp_path):
     assert m["replay_blocks"] > 0 and m["domain_ppl_after"] < m["domain_ppl_before"]
     full = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model")
     _kill_after_step_4(tmp_path / "out" / "checkpoints")
+    (tmp_path / "out" / "metrics.json").unlink()  # a killed run never wrote these (--resume on a finished run does nothing)
+    shutil.rmtree(tmp_path / "out" / "model")
     r = run_cli(*args, "--resume")
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["resumed_from_step"] == 4
     assert r.returncode == 0, r.stderr[-3000:]
     assert _max_gap(full, AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model")) == 0
 
@@ -246,7 +249,7 @@ def test_cli_rejects_bad_text_files_before_writing(tmp_path, capsys, fname):
 def test_cli_rejects_an_objective_the_model_cannot_train(tmp_path, capsys):
     (tmp_path / "log.txt").write_text("\n".join(SAILING[:12]))
     assert main(["pretrain", "--objective", "mlm", "--model", "tiny-llama", "--train", str(tmp_path / "log.txt"), "--out", str(tmp_path / "a")]) == 2
-    assert "no mask token" in capsys.readouterr().err
+    assert "is a decoder (a causal language model), and this needs an encoder" in capsys.readouterr().err  # read from config.json
     assert main(["pretrain", "--objective", "clm", "--model", "tiny-bert", "--train", str(tmp_path / "log.txt"), "--out", str(tmp_path / "b")]) == 2
     assert "is an encoder" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

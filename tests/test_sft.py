@@ -186,8 +186,10 @@ def test_sft_resumes_from_the_last_checkpoint(tmp_path):
     f = _write(tmp_path / "m.jsonl", "messages")
     out = tmp_path / "out"
     args = ("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--save-steps", "2", "--out", out)
-    assert run_cli(*args, "--max-steps", "2").returncode == 0
+    assert run_cli(*args, "--max-steps", "3").returncode == 0
     assert (out / "checkpoints" / "checkpoint-2" / "ftbook-complete.json").exists()
+    (out / "checkpoints" / "checkpoint-3" / "ftbook-complete.json").unlink()  # as if killed while writing the last one,
+    (out / "metrics.json").unlink()  # before the run could finish (--resume on a finished run does nothing)
     r = run_cli(*args, "--max-steps", "3", "--resume")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
