@@ -49,7 +49,9 @@ def write_metrics(out: Path,  # the --out folder
                   config=None,  # the settings that produced them (a dataclass or dict)
                   global_batch: int | None = None,  # examples per optimizer step over every process (default: from `config`)
                  ) -> Path:
-    "Write `out/metrics.json`: the flat numeric metrics plus a `config` object."
+    "Write `out/metrics.json`, which marks the run finished: the flat numeric metrics plus a `config` object."
+    for d in (Path(out) / "checkpoints" / "head", Path(out) / "checkpoints"):  # a run that saved no checkpoint leaves no empty folder
+        if is_main_process() and d.is_dir() and not any(d.iterdir()): d.rmdir()
     config = _jsonable(config) if config is not None else {}
     if "seed" in config: metrics = {**metrics, "seed": config["seed"]}
     if isinstance(config.get("batch_size"), int):  # a training run: its global batch, over every process of a distributed launch
@@ -550,16 +552,23 @@ def add_sft_parser(sub):
 TOUR.append(("sft", "ftbook.sft:sft_recipe"))
 
 # %% ../nbs/12_cli.ipynb #de8286a8
-def _check_ratings(pairs, source, low: float, high: float):
-    "A `DataError` for the first pair without ratings or with one outside [low, high] (regression trains on them)."
+def _check_ratings(source, low: float, high: float):
+    "A `DataError` naming the file line of the first pair without ratings or with one outside [low, high] (regression trains on them)."
     from ftbook.config import DataError
+    from ftbook.data import DATA_DIR, SHIPPED, read_records
+    path = DATA_DIR / SHIPPED[str(source)][0] if str(source) in SHIPPED else Path(source)
+    records = read_records(path)  # loaded and checked already: here only the ratings, with their lines
     for k in ("chosen_rating", "rejected_rating"):
-        if k not in pairs.column_names:
+        if not any(k in r for _, r in records):
             raise DataError(source, None, k, "is missing: --mode regression trains on each pair's chosen_rating and rejected_rating",
                             "add both ratings to every pair, or use --mode pairwise")
-        for i, v in enumerate(pairs[k]):
-            if v is None or not (low <= v <= high):
-                raise DataError(source, None, k, f"pair {i + 1} has {v}, outside the rating range {low:g} to {high:g}",
+        for line, r in records:
+            v = r.get(k)
+            try: bad = v is None or not (low <= float(v) <= high)  # a CSV file's ratings are still text here
+            except (TypeError, ValueError): bad = True
+            if bad:
+                raise DataError(source, line, k, f"is {v}, outside the rating range {low:g} to {high:g}" if v is not None else
+                                "is missing: --mode regression trains on every pair's ratings",
                                 "fix the rating, or give the file's scale with --rating-range LOW HIGH")
 
 
@@ -575,9 +584,13 @@ def cmd_reward(args) -> int:
     check_out(args)
     cfg = RewardModelConfig.for_profile(mode=args.mode, **training_overrides(args),
                                         **({"max_length": args.max_length} if args.max_length else {}))
+    if args.rating_range[0] >= args.rating_range[1]:
+        raise ConfigError(f"--rating-range {args.rating_range[0]:g} {args.rating_range[1]:g}: LOW must be below HIGH")
     train = load_preferences(args.train)
     if args.eval: held = load_preferences(args.eval)
-    else:
+    if cfg.mode == "regression":  # before the split, so that a bad rating is named by its line in the file
+        for src in filter(None, (args.train, args.eval)): _check_ratings(src, *args.rating_range)
+    if not args.eval:
         train, held = split_data(train, eval_size=0.2, seed=cfg.seed)
         if len(train) < 2 or len(held) < 2:
             raise DataError(args.train, None, "prompt", f"has too few distinct prompts ({len(train) + len(held)} pairs) to hold "
@@ -585,10 +598,6 @@ def cmd_reward(args) -> int:
     if len(train) < 3:
         raise DataError(args.train, None, "prompt", f"has {len(train)} training pairs; the report card's bag-of-words "
                         "baseline is cross-validated in 3 folds", "give at least 3 training pairs (more for a useful model)")
-    if args.rating_range[0] >= args.rating_range[1]:
-        raise ConfigError(f"--rating-range {args.rating_range[0]:g} {args.rating_range[1]:g}: LOW must be below HIGH")
-    if cfg.mode == "regression":
-        for ds, src in ((train, args.train), (held, args.eval or args.train)): _check_ratings(ds, src, *args.rating_range)
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name)
     tok, model = load_tokenizer(name), load_reward_model(name, cfg)

@@ -261,9 +261,18 @@ def load_data(source: str | os.PathLike,  # shipped name, file path, or hub data
     else:
         records = list(enumerate(_load_hub(name, split), 1))
     line0, first = records[0]
-    fmt = detect_format(first, path, line0)
+    try: fmt = detect_format(first, path, line0)
+    except DataError:
+        if not format: raise
+        fmt = None  # no format fits: say what the caller's format needs, not what some other format lacks
     if format and format != fmt and not (format == "prompt_completion" and fmt == "alpaca"):
-        raise DataError(path, line0, None, f"holds {fmt!r} records, but {format!r} records are needed here (fields {', '.join(FORMATS[format])})",
+        need = FORMATS[format]
+        if fmt is None:
+            missing = [f for f in need if f not in first]
+            hint = "; ".join(f"rename {h[0]!r} to {m!r}" for m in missing if (h := difflib.get_close_matches(m, list(first), n=1, cutoff=0.6)))
+            raise DataError(path, line0, missing[0], f"missing: {format!r} records are needed here, with the fields {', '.join(need)} "
+                            f"(fields found: {', '.join(sorted(first)) or 'none'})", hint or f"name the fields {', '.join(need)}")
+        raise DataError(path, line0, None, f"holds {fmt!r} records, but {format!r} records are needed here (fields {', '.join(need)})",
                         f"convert the file to the {format!r} format")
     ext = path.suffix.lower()
     for line, r in records:

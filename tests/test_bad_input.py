@@ -162,7 +162,14 @@ CASES = {
     "reward-rating-out-of-range": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
         {"tr.jsonl": jl(*({**json.loads(l), "chosen_rating": 8, "rejected_rating": 3 if i != 2 else 0}
                           for i, l in enumerate(GOOD_PAIRS.splitlines())))},
-        ["tr.jsonl", "pair 3", "field 'rejected_rating'", "outside the rating range", "--rating-range"]),
+        ["tr.jsonl", "line 3", "field 'rejected_rating'", "is 0, outside the rating range", "--rating-range"]),
+    "reward-rating-named-by-line-before-the-split": (REWARD + ["--train", "{tr.jsonl}", "--mode", "regression"],
+        {"tr.jsonl": jl(*({**json.loads(l), "chosen_rating": 8, "rejected_rating": 3 if i != 2 else 11}
+                          for i, l in enumerate(MANY_PAIRS.splitlines())))},
+        ["tr.jsonl", "line 3", "field 'rejected_rating'", "is 11, outside the rating range"]),  # it used to count pairs within the split
+    "reward-wrong-fields": (REWARD + ["--train", "{tr.jsonl}"],
+        {"tr.jsonl": jl(*({"question": f"Q{i}?", "good": "Yes.", "bad": "No."} for i in range(6)))},
+        ["tr.jsonl", "line 1", "field 'prompt'", "prompt, chosen, rejected", "fields found: bad, good, question"]),
     "reward-regression-without-ratings": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}", "--mode", "regression"],
         {"tr.jsonl": GOOD_PAIRS}, ["tr.jsonl", "chosen_rating", "--mode pairwise"]),
     "reward-rated-file-not-pairs": (REWARD + ["--train", "{tr.jsonl}"],

@@ -193,6 +193,18 @@ def test_resume_and_overwrite_together_are_refused(tmp_path, capsys, verb):
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("verb", ["reward", "dpo"])
+def test_a_run_that_saves_no_checkpoint_leaves_no_empty_folder(tmp_path, verb):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Wind {n} knots?", "chosen": f"Reef at {n} knots.", "rejected": "Full sail."}) + "\n"
+                             for n in range(10, 30)))
+    model = {"reward": "tiny-bert", "dpo": "tiny-llama"}[verb]
+    r = run_cli(verb, "--model", model, "--train", pairs, "--max-steps", "1", "--out", tmp_path / "run")  # --save-steps 0 by default
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_resume_without_a_checkpoint_says_it_starts_fresh(files):
     out = files / "run"
     r = run_cli(*verb_args("sft", files), "--max-steps", "1", "--resume", "--out", out)
