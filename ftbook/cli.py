@@ -291,10 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
-    "`--flag -1e-4` as `--flag=-1e-4`: argparse takes a dash-led value with an exponent for an option, and the range check never sees it."
+    """`--flag -1e-4` as `--flag=-1e-4`: argparse reads a negative number with an exponent as an option, so the range
+    check never saw it. Only that form is joined: argparse takes `-5` and `-0.5` as values already (`--rating-range -5 5`)."""
     out = []
     for a in argv:
-        if out and out[-1].startswith("--") and "=" not in out[-1] and re.fullmatch(r"-\d[\d.]*(e[-+]?\d+)?|-\.\d+(e[-+]?\d+)?", a, re.I):
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.fullmatch(r"-(\d+\.?\d*|\.\d+)e[-+]?\d+", a, re.I):
             out[-1] = f"{out[-1]}={a}"
         else: out.append(a)
     return out

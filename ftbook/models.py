@@ -184,6 +184,7 @@ def model_family(name: str,  # the model as the user gave it, for the message
     """'encoder' (a masked-LM type, such as BERT) or 'decoder' (a causal-LM-only type, such as Llama), read from the
     folder's config.json; None for other types. A config.json that does not parse is a `ModelError` that says so."""
     f = Path(folder) / "config.json"
+    if not f.exists(): return None  # not a transformers model folder: loading it will say so
     try: model_type = json.loads(f.read_text()).get("model_type")
     except (ValueError, UnicodeDecodeError, AttributeError) as e:
         raise ModelError(name, f"its {f} is not a valid JSON object ({e})",

@@ -105,6 +105,13 @@ def test_bad_flag_values_exit_2_before_anything_is_written(files, capsys, verb, 
     assert not out.exists()
 
 
+def test_negative_values_reach_the_range_check_and_negative_pairs_still_parse():
+    from ftbook.cli import _join_negative_values, build_parser
+    assert _join_negative_values(["--learning-rate", "-1e-4", "--seed", "-1"]) == ["--learning-rate=-1e-4", "--seed", "-1"]
+    args = build_parser().parse_args(_join_negative_values(["reward", "--train", "p.jsonl", "--rating-range", "-5", "5"]))
+    assert args.rating_range == [-5.0, 5.0]
+
+
 @pytest.mark.parametrize("verb", VERBS)
 def test_out_that_is_a_file_is_refused(files, capsys, verb):
     out = files / "taken.txt"
