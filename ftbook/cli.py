@@ -22,9 +22,9 @@ from .config import ConfigError, FtbookError, Result, atomic_write, is_main_proc
 
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
-           'model_flags', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out', 'prepare_out',
-           'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main',
-           'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify',
+           'model_flags', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out', 'fit_length',
+           'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser',
+           'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify',
            'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score',
            'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare',
            'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config',
@@ -158,6 +158,16 @@ def check_out(args):
     if (out / FINISHED).exists() and not overwrite:
         raise ConfigError(f"--out {out} already holds a finished run ({out / FINISHED})\nFix: pass --overwrite to replace "
                           f"it, or give another --out")
+
+
+def fit_length(cfg, name):
+    "`cfg` with `max_length` lowered to the positions `name` has (its config.json), saying so on stderr when it lowers it."
+    from dataclasses import replace
+    from ftbook.models import position_limit, resolve_model
+    limit = position_limit(resolve_model(name))
+    if not limit or cfg.max_length <= limit: return cfg
+    print(f"--max-length {cfg.max_length} is more than {name} has positions for: using its limit, {limit}", file=sys.stderr)
+    return replace(cfg, max_length=limit)
 
 
 def prepare_out(args) -> Path:
@@ -476,6 +486,7 @@ def cmd_classify(args) -> int:
     train, held, labels = _labelled_files(args)
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name, "encoder")
+    cfg = fit_length(cfg, name)
     tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
     out = prepare_out(args)
     res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
@@ -527,6 +538,7 @@ def cmd_sft(args) -> int:
         train, held = tr["messages"], ev["messages"]
     name = args.model or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)
+    cfg = fit_length(cfg, name)
     tok = load_tokenizer(name)
     prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
     model = load_sft_model(name, cfg)
@@ -601,6 +613,7 @@ def cmd_reward(args) -> int:
                         "baseline is cross-validated in 3 folds", "give at least 3 training pairs (more for a useful model)")
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name)
+    cfg = fit_length(cfg, name)
     tok, model = load_tokenizer(name), load_reward_model(name, cfg)
     out = prepare_out(args)
     if cfg.mode == "pairwise":
@@ -761,6 +774,7 @@ def cmd_dpo(args) -> int:
                             "some out for the measurements", "pass a separate --eval file, or add pairs")
     name = args.model or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # DPO scores answers token by token, as a causal model writes them
+    cfg = fit_length(cfg, name)
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
     out = prepare_out(args)
     res = train_dpo(policy, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)

@@ -22,9 +22,9 @@ from .config import ModelError, Result, cache_dir, DATA_DIR, hub_reachable
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'PRESETS', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'Preset', 'model_family',
-           'resolve_model', 'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate',
-           'training_flops', 'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
-           'pretrained_recipe']
+           'position_limit', 'resolve_model', 'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts',
+           'memory_estimate', 'training_flops', 'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed',
+           'zero_shot_classify', 'pretrained_recipe']
 
 # %% ../nbs/01_pretrained.ipynb #53de6510
 import torch
@@ -192,6 +192,15 @@ def model_family(name: str,  # the model as the user gave it, for the message
     if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES: return "encoder"  # BERT and kin (a few can also be set up as decoders)
     if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES: return "decoder"
     return None
+
+
+def position_limit(folder: str | os.PathLike  # a local model folder (or a hub id: None)
+                  ) -> int | None:
+    "How many token positions the model has (config.json's `max_position_embeddings` or `n_positions`); None if it says not."
+    f = Path(folder) / "config.json"
+    if not f.exists(): return None
+    cfg = json.loads(f.read_text())
+    return next((int(cfg[k]) for k in ("max_position_embeddings", "n_positions") if isinstance(cfg.get(k), int)), None)
 
 
 def resolve_model(name: str | os.PathLike,  # a preset name, a local folder, or a hub id

@@ -212,6 +212,19 @@ def test_a_run_that_saves_no_checkpoint_leaves_no_empty_folder(tmp_path, verb):
     assert (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
+def test_max_length_beyond_the_models_positions_is_capped_and_said(tmp_path):
+    "tiny-bert has 512 positions: --max-length 100000 with a longer answer used to end in a RuntimeError mid-run."
+    long = " ".join(f"reef{i}" for i in range(700))  # about 1,400 word pieces
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Wind {n} knots?", "chosen": f"Reef at {n} knots. {long}", "rejected": "Full sail."})
+                             + "\n" for n in range(10, 30)))
+    r = run_cli("reward", "--model", "tiny-bert", "--train", pairs, "--max-steps", "1", "--max-length", "100000", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "--max-length 100000 is more than tiny-bert has positions for: using its limit, 512" in r.stderr, r.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["max_length"] == 512
+
+
 def test_resume_without_a_checkpoint_says_it_starts_fresh(files):
     out = files / "run"
     r = run_cli(*verb_args("sft", files), "--max-steps", "1", "--resume", "--out", out)
