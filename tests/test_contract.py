@@ -215,7 +215,7 @@ def test_a_run_that_saves_no_checkpoint_leaves_no_empty_folder(tmp_path, verb):
 @pytest.mark.slow
 def test_max_length_beyond_the_models_positions_is_capped_and_said(tmp_path):
     "tiny-bert has 512 positions: --max-length 100000 with a longer answer used to end in a RuntimeError mid-run."
-    long = " ".join(f"reef{i}" for i in range(700))  # about 1,400 word pieces
+    long = " ".join(f"reef{i}" for i in range(700))  # well over 512 word pieces (2,698 tokens with its prompt)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"Wind {n} knots?", "chosen": f"Reef at {n} knots. {long}", "rejected": "Full sail."})
                              + "\n" for n in range(10, 30)))
