@@ -22,13 +22,13 @@ from .config import ConfigError, FtbookError, Result, atomic_write, is_main_proc
 
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
-           'model_flags', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out', 'fit_length',
-           'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser',
-           'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify',
-           'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score',
-           'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare',
-           'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config',
-           'add_scale_config_parser']
+           'model_flags', 'overlap_flag', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out',
+           'fit_length', 'guard_overlap', 'split_names', 'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour',
+           'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain',
+           'add_pretrain_parser', 'cmd_classify', 'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward',
+           'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo',
+           'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench',
+           'add_bench_parser', 'cmd_scale_config', 'add_scale_config_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -97,6 +97,12 @@ POSITIVE_FLOAT = _number(float, 0, True, "a number > 0")
 COUNT = _number(int, 0, False, "a whole number >= 0")
 
 
+def overlap_flag(g):
+    "Add --allow-overlap: every training verb checks its evaluation data against its training data before it trains."
+    g.add_argument("--allow-overlap", action="store_true",
+                   help="train even when more than 1%% of the evaluation examples overlap the training data (the overlap is recorded in metrics.json)")
+
+
 def training_flags(p,
                    name: str,  # the verb: the output folder defaults to ftbook-NAME
                    save_steps: str,  # how the default checkpoint interval reads in --help
@@ -119,6 +125,7 @@ def training_flags(p,
     g.add_argument("--save-steps", type=COUNT, help=f"checkpoint every N steps, for --resume (default: {save_steps})")
     g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
     g.add_argument("--verbose", action="store_true", help="also show the libraries' own logs, load reports and progress bars")
+    overlap_flag(g)
     if lora:
         g.add_argument("--lora", type=POSITIVE_INT, nargs="?", const=lora_r, metavar="RANK",
                        help=f"train {lora} of rank RANK (default {lora_r}) instead of every weight")
@@ -168,6 +175,26 @@ def fit_length(cfg, name):
     if not limit or cfg.max_length <= limit: return cfg
     print(f"--max-length {cfg.max_length} is more than {name} has positions for: using its limit, {limit}", file=sys.stderr)
     return replace(cfg, max_length=limit)
+
+
+def guard_overlap(args, train, held,  # the data the run trains and measures on, as the verb loaded it
+                  names: tuple[str, str],  # how an error names them: the files, or the parts of --train
+                 ) -> dict:
+    """`ftbook.leakage.check_overlap` before a verb loads its model: the `overlap_*` metrics for metrics.json, a line on
+    stderr when some overlap goes through (within the limit, or with --allow-overlap), a `DataError` when too much does."""
+    from ftbook.leakage import GUARD_LIMIT, check_overlap
+    m = check_overlap(train, held, names, allow=args.allow_overlap, seed=getattr(args, "seed", None) or 0)
+    if m["overlap_share"] > 0:
+        n = round(m["overlap_share"] * m["overlap_checked_eval"])
+        why = "--allow-overlap" if m["overlap_share"] > GUARD_LIMIT else f"within the {GUARD_LIMIT:.0%} a run accepts"
+        print(f"overlap check: {n} of {m['overlap_checked_eval']:,} evaluation examples overlap the training data ({why}); "
+              f"metrics.json records it, and `ftbook leakage` lists them", file=sys.stderr)
+    return m
+
+
+def split_names(source) -> tuple[str, str]:
+    "How the overlap check names the two parts of a --train file that a verb split itself."
+    return f"the training part of {source}", f"the part of {source} held out for evaluation"
 
 
 def prepare_out(args) -> Path:
@@ -402,9 +429,10 @@ def _pretrain_inputs(args, cfg):
     if n_tokens < cfg.block_size:
         raise DataError(args.train, None, "text", f"holds {n_tokens} tokens for training, fewer than one block of {cfg.block_size}",
                         "add text, or pass a smaller --block-size")
+    overlap = guard_overlap(args, train, held_out, (args.train, args.eval) if args.eval else split_names(args.train))
     model = load_model(name, task="masked-lm" if cfg.objective == "mlm" else "causal-lm")
     fresh = new_head_parameters(model, name) if cfg.objective == "mlm" else []
-    return name, model, tok, train, held_out, probe, general_pool, fresh, n_tokens
+    return name, model, tok, train, held_out, probe, general_pool, fresh, n_tokens, overlap
 
 
 def cmd_pretrain(args) -> int:
@@ -416,7 +444,7 @@ def cmd_pretrain(args) -> int:
     given = dict(block_size=args.block_size, replay=args.replay, n_eval=0)  # the user's file: every held-out document counts
     cfg = PretrainConfig.for_profile(objective=args.objective, whole_word_mask=args.whole_word_mask, **training_overrides(args),
                                      **{k: v for k, v in given.items() if v is not None})
-    name, model, tok, train, held_out, probe, pool, fresh, n_tokens = _pretrain_inputs(args, cfg)
+    name, model, tok, train, held_out, probe, pool, fresh, n_tokens, overlap = _pretrain_inputs(args, cfg)
     if args.save_steps is None:  # a quarter of the run (blocks estimated from the training tokens and the replay share)
         blocks = round(n_tokens // cfg.block_size / (1 - cfg.replay))
         cfg = replace(cfg, save_steps=max(1, planned_steps(blocks, cfg.batch_size, cfg.grad_accum, cfg.num_epochs, cfg.max_steps) // 4))
@@ -429,7 +457,7 @@ def cmd_pretrain(args) -> int:
               "general": f"half of {args.general or 'the shipped general paragraphs'} (split_data)", "new_head_parameters": fresh,
               "head_warm_up": "the general pool (the other half)" if fresh else None,
               **_jsonable(cfg)}
-    write_metrics(out, res.metrics, config)
+    write_metrics(out, {**res.metrics, **overlap}, config)
     kind = "pseudo-perplexity" if cfg.objective == "mlm" else "perplexity"
     m = res.metrics
     print(f"domain {kind}: {m['domain_ppl_before']:.2f} -> {m['domain_ppl_after']:.2f}; "
@@ -487,13 +515,14 @@ def cmd_classify(args) -> int:
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name, "encoder")
     cfg = fit_length(cfg, name)
+    overlap = guard_overlap(args, train, held, (args.train, args.eval))
     tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
     out = prepare_out(args)
     res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
     save_model(model, tok, out / "model")
     atomic_write(out / "predictions.jsonl", "".join(
         json.dumps({"line": line, **r}, ensure_ascii=False) + "\n" for line, r in zip(held["line"], res.predictions)))
-    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval),
+    write_metrics(out, {**res.metrics, **overlap}, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval),
                                      "text_field": args.text_field, "label_field": args.label_field, "labels": labels})
     for l in res.lines: print(l)
     print(f"Wrote {out / 'model'}, {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
@@ -541,11 +570,13 @@ def cmd_sft(args) -> int:
     cfg = fit_length(cfg, name)
     tok = load_tokenizer(name)
     prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
+    overlap = guard_overlap(args, [{"messages": m} for m in train], [{"messages": m} for m in held],
+                            (args.train, args.eval) if args.eval else split_names(args.train))
     model = load_sft_model(name, cfg)
     out = prepare_out(args)
     res = train_sft(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume, name=name)
     save_model(model, tok, out / "model")
-    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
+    write_metrics(out, {**res.metrics, **overlap}, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
     for l in res.lines: print(l)
     print(f"Wrote {out / 'model'} and {out / 'metrics.json'}")
     return 0
@@ -614,6 +645,7 @@ def cmd_reward(args) -> int:
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name)
     cfg = fit_length(cfg, name)
+    overlap = guard_overlap(args, train, held, (args.train, args.eval) if args.eval else split_names(args.train))
     tok, model = load_tokenizer(name), load_reward_model(name, cfg)
     out = prepare_out(args)
     if cfg.mode == "pairwise":
@@ -627,7 +659,7 @@ def cmd_reward(args) -> int:
     if cfg.lora_r: model = model.merge_and_unload()  # one folder that loads with AutoModelForSequenceClassification
     save_model(model, tok, out / "model")
     atomic_write(out / "report_card.png", _png(plot_report_card(card, f"{name} ({cfg.mode}), {len(held)} held-out pairs")))
-    write_metrics(out, {**res.metrics, **card["metrics"]}, {**asdict(cfg), "model": name, "train": str(args.train),
+    write_metrics(out, {**res.metrics, **card["metrics"], **overlap}, {**asdict(cfg), "model": name, "train": str(args.train),
                                                             "eval": str(args.eval or ""), "flags": card["flags"]})
     for l in res.lines + [card["sentence"]]: print(l)
     print(f"Wrote {out / 'model'}, {out / 'metrics.json'} and {out / 'report_card.png'}")
@@ -708,14 +740,17 @@ def cmd_rlhf(args) -> int:
                                  **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
     if args.eval_prompts: train, held = prompts, load_prompts(args.eval_prompts)
     else:
-        order = np.random.default_rng(cfg.seed).permutation(len(prompts))
-        k = len(prompts) // 5
-        if k < 1: raise DataError(args.prompts, None, "prompt", f"has {len(prompts)} prompts, too few to hold a fifth out for the "
-                                  "before/after measurement", "add prompts, or pass --eval-prompts FILE")
-        train, held = [prompts[i] for i in order[k:]], [prompts[i] for i in order[:k]]
+        distinct = list(dict.fromkeys(prompts))  # a prompt that repeats stays on one side
+        order = np.random.default_rng(cfg.seed).permutation(len(distinct))
+        k = len(distinct) // 5
+        if k < 1: raise DataError(args.prompts, None, "prompt", f"has {len(distinct)} distinct prompts, too few to hold a fifth out "
+                                  "for the before/after measurement", "add prompts, or pass --eval-prompts FILE")
+        held, seen = [distinct[i] for i in order[:k]], {distinct[i] for i in order[:k]}
+        train = [p for p in prompts if p not in seen] if len(distinct) < len(prompts) else [distinct[i] for i in order[k:]]
     steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
     check_processes(cfg, len(train))  # before --out is created
+    overlap = guard_overlap(args, train, held, (args.prompts, args.eval_prompts) if args.eval_prompts else split_names(args.prompts))
     reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # the policy writes the answers
@@ -725,7 +760,7 @@ def cmd_rlhf(args) -> int:
     save_model(policy, tok, out / "model")
     atomic_write(out / "samples.jsonl", "".join(json.dumps(p) + "\n" for p in res.predictions))
     atomic_write(out / "rlhf.png", _png(plot_runs({cfg.algo: res.history}, title=f"{name}, {cfg.algo}")))
-    write_metrics(out, res.metrics, {**asdict(cfg), "policy": name, "reward": args.reward, "judge": args.judge,
+    write_metrics(out, {**res.metrics, **overlap}, {**asdict(cfg), "policy": name, "reward": args.reward, "judge": args.judge,
                                      "prompts": str(args.prompts), "eval_prompts": str(args.eval_prompts or "")},
                   global_batch=cfg.batch_size)  # rlhf's --batch-size is the prompts of one update, split between processes
     for l in res.lines: print(l)
@@ -775,13 +810,14 @@ def cmd_dpo(args) -> int:
     name = args.model or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # DPO scores answers token by token, as a causal model writes them
     cfg = fit_length(cfg, name)
+    overlap = guard_overlap(args, train, held, (args.train, args.eval) if args.eval else split_names(args.train))
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
     out = prepare_out(args)
     res = train_dpo(policy, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
     save_model(policy, tok, out / "model")
     atomic_write(out / "pairs.jsonl", "".join(json.dumps(p) + "\n" for p in res.predictions))
     atomic_write(out / "dpo.png", _png(plot_dpo({"dpo": res.history}, title=f"{name}, beta {cfg.beta:g}")))
-    write_metrics(out, res.metrics, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
+    write_metrics(out, {**res.metrics, **overlap}, {**asdict(cfg), "model": name, "train": str(args.train), "eval": str(args.eval or "")})
     for l in res.lines: print(l)
     print(f"Wrote {out / 'model'}, {out / 'metrics.json'}, {out / 'pairs.jsonl'} and {out / 'dpo.png'}")
     return 0
@@ -829,11 +865,13 @@ def cmd_compare(args) -> int:
         resolve_model(name, "decoder")
         prepare_sft(load_tokenizer(name), train, cfg, name=name, source=args.train)  # masks checked before any training
     arms = make_arms(ranks, attention_rank=args.attention_rank, qlora=False if args.no_qlora else None)
+    overlap = guard_overlap(args, *((train, held) if args.task == "classify" else ([{"messages": m} for m in d] for d in (train, held))),
+                            (args.train, args.eval))
     res = compare(args.task, name, train, held, arms, cfg, sources=(args.train, args.eval))  # in temporary folders: --out is untouched
     out = prepare_out(args)
     write_json(out / "compare.json", {"task": args.task, "model": str(name), "baseline": res.baseline, "arms": res.history})
     atomic_write(out / "compare.png", _png(plot_compare(res.history, res.baseline)))
-    write_metrics(out, res.metrics, {**asdict(cfg), "model": str(name), "task": args.task, "ranks": ranks,
+    write_metrics(out, {**res.metrics, **overlap}, {**asdict(cfg), "model": str(name), "task": args.task, "ranks": ranks,
                                      "train": str(args.train), "eval": str(args.eval)})
     for l in res.lines: print(l)
     print(f"Wrote {out / 'compare.json'}, {out / 'compare.png'} and {out / 'metrics.json'}")
@@ -863,6 +901,7 @@ def add_compare_parser(sub):
     g.add_argument("--out", default="ftbook-compare", help="output folder (default: ftbook-compare)")
     g.add_argument("--overwrite", action="store_true", help="replace a finished comparison in --out (otherwise refused)")
     g.add_argument("--verbose", action="store_true", help="also show the libraries' own logs and progress bars")
+    overlap_flag(g)
     model_flags(p)
     p.set_defaults(func=cmd_compare, save_steps=None, resume=False)
 

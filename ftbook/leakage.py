@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from .config import ConfigError
+from .config import ConfigError, DataError
 from .data import detect_format, to_messages
 
 # %% auto #0
-__all__ = ['LSH_WEIGHTS', 'normalize_text', 'example_texts', 'shingle_hashes', 'lsh_params', 'nearest_other_jaccard',
-           'plot_similarity', 'Match', 'LeakageReport', 'leakage_report', 'plant_leaks']
+__all__ = ['LSH_WEIGHTS', 'GUARD_LIMIT', 'GUARD_CAP', 'normalize_text', 'example_texts', 'shingle_hashes', 'lsh_params',
+           'nearest_other_jaccard', 'plot_similarity', 'Match', 'LeakageReport', 'leakage_report', 'plant_leaks',
+           'check_overlap']
 
 # %% ../nbs/03a_leakage.ipynb #22ac17f1
 import numpy as np
@@ -315,3 +317,52 @@ def plant_leaks(train: list[str],  # training texts to copy from
             w = t.split(); k = int(rng.integers(len(w))); w[k] = "really" if w[k] != "really" else "truly"; t = " ".join(w)
         out[i], planted[i] = t, j
     return out, planted
+
+# %% ../nbs/03a_leakage.ipynb #75842d24
+GUARD_LIMIT = 0.01
+"Share of the evaluation examples that may overlap the training data before a training verb stops (more than 1% stops it)."
+GUARD_CAP = (200_000, 20_000)
+"The most training and evaluation examples `check_overlap` compares; a larger set is compared through a seeded random sample of this size."
+
+
+def _sample(data, cap: int, seed: int) -> tuple[object, np.ndarray]:
+    "`data` (a Dataset or a list) and its row numbers, or a seeded random sample of `cap` rows and theirs."
+    rows = np.arange(len(data))
+    if len(data) <= cap: return data, rows
+    rows = np.sort(np.random.default_rng(seed).choice(len(data), cap, replace=False))
+    return (data.select(rows) if hasattr(data, "select") else [data[i] for i in rows]), rows
+
+
+def check_overlap(train,  # training data: any kind `leakage_report` takes
+                  eval,  # the evaluation data the run will measure on
+                  names: tuple[str, str] = ("the training data", "the evaluation data"),  # how the error names the two sets (file names)
+                  allow: bool = False,  # True: never stop, only measure (the verbs' --allow-overlap)
+                  limit: float = GUARD_LIMIT,  # the share of evaluation examples that may overlap
+                  cap: tuple[int, int] = GUARD_CAP,  # at most this many training and evaluation examples are compared
+                  seed: int = 0,  # the sample, when a set is larger than its cap
+                  show: int = 5,  # overlapping records the error quotes
+                 ) -> dict:
+    """The check a training verb runs before it trains: the overlap as metrics (`overlap_*`, for metrics.json), or a
+    `DataError` that names the overlapping records when more than `limit` of the evaluation examples overlap."""
+    t0 = time.perf_counter()
+    (tr, tr_rows), (ev, ev_rows) = _sample(train, cap[0], seed), _sample(eval, cap[1], seed)
+    rep = leakage_report(tr, ev)
+    m = {"overlap_exact": len(rep.exact), "overlap_near": len(rep.near), "overlap_prompt": len(rep.prompt_overlap),
+         "overlap_share": rep.contaminated_share, "overlap_checked_train": rep.n_train, "overlap_checked_eval": rep.n_eval,
+         "overlap_seconds": round(time.perf_counter() - t0, 3)}
+    if allow or rep.contaminated_share <= limit: return m
+    kinds = {"exact": "the same text as", "near": "nearly the same text as", "prompt": "the same prompt as"}
+    cut = lambda s: (s[:60] + "...") if len(s) > 63 else s
+    quoted = [f"  record {ev_rows[w['eval_index']] + 1}, {kinds[w['kind']]} training record {tr_rows[w['train_index']] + 1}"
+              + (f" (Jaccard {w['similarity']:.2f})" if w["kind"] == "near" else "")
+              + f": {cut(' '.join((w['eval_text'] or '').split()))!r}" for w in rep.worst(show)]
+    more = len(rep.contaminated) - len(quoted)
+    sampled = (f" (compared through a sample of {rep.n_train:,} of {len(train):,} training and {rep.n_eval:,} of "
+               f"{len(eval):,} evaluation examples)" if (rep.n_train, rep.n_eval) != (len(train), len(eval)) else "")
+    raise DataError(names[1], None, None,
+                    f"{len(rep.contaminated)} of its {rep.n_eval:,} examples ({rep.contaminated_share:.1%}) overlap {names[0]}, "
+                    f"more than the {limit:.0%} a training run accepts{sampled}: a score on them would measure memory\n"
+                    + "\n".join(quoted) + (f"\n  and {more} more" if more > 0 else ""),
+                    f"remove them (`ftbook leakage TRAIN EVAL --clean --out DIR` writes the evaluation set without them), "
+                    f"or pass --allow-overlap to train anyway and record the overlap in metrics.json")
+

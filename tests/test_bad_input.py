@@ -16,9 +16,25 @@ from ftbook.models import PRESETS
 REVIEWS = [("great value, works well", 1), ("broke on day two", 0), ("lovely staff and quick service", 1),
            ("cold food and a long wait", 0), ("would buy again", 1), ("the lid cracked", 0)] * 3
 GOOD_CLS = "".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in REVIEWS)
+EV_CLS = "".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in [("the kettle boils fast and quietly", 1),
+                                                                       ("my parcel arrived torn and soaked", 0)])
+"Evaluation reviews that share nothing with GOOD_CLS: every training verb checks its data for overlap before a model loads."
 CONV = lambda q, a: {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
 GOOD_SFT = "".join(json.dumps(CONV(f"Name a colour, number {i}.", f"Blue, number {i}.")) + "\n" for i in range(12))
-SAILING = "\n".join(f"Reef the mainsail early when the wind rises above {n} knots, and keep the boat balanced." for n in range(40))
+EV_SFT = "".join(json.dumps(CONV(f"Which planet is {p}?", f"That is {p}, as far as I know.")) + "\n" for p in ("red", "ringed"))
+WORDS = ("reef mainsail wind tide chart boom hull mast keel anchor buoy harbour squall compass rudder winch sheet halyard "
+         "jib cleat fender mooring current gust").split()
+
+
+def phrases(n: int, k: int = 9, seed: int = 0) -> list[str]:
+    "n distinct word strings of k words each: a templated line ('... above {n} knots') is a near-duplicate of its siblings, and every training verb now refuses evaluation data like that."
+    import random
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(k)).capitalize() + "." for _ in range(n)]
+
+
+SAILING = "\n".join(phrases(40))
+PROMPTS = "".join(f"{p}\n" for p in phrases(12, 6, seed=1))
 PAIR = lambda p, c, r: json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
 
 
@@ -27,8 +43,7 @@ def jl(*records) -> str: return "".join(json.dumps(r) + "\n" for r in records)
 
 GOOD_PAIRS = "".join(PAIR(f"About {t}?", f"{t.capitalize()} matters; check it first.", f"Ignore {t}.")
                      for t in ("the tide", "the boom", "a reef", "the chart", "the mast", "the hull"))
-MANY_PAIRS = "".join(PAIR(f"About {t} on day {d}?", f"{t.capitalize()} matters on day {d}.", f"Ignore {t}.")
-                     for t in ("the tide", "the boom", "a reef", "the chart") for d in range(6))
+MANY_PAIRS = "".join(PAIR(q, a, b) for q, a, b in zip(phrases(24, 5, seed=2), phrases(24, 7, seed=3), phrases(24, 4, seed=4)))
 REWARD = ["reward", "--model", "tiny-bert", "--max-steps", "1"]
 
 
@@ -68,79 +83,79 @@ CLM = ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--max-steps",
 CASES = {
     # classify: labelled text in JSONL, CSV or TSV
     "jsonl-malformed-line": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + '{"text": "fine", "label": \n', "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "not valid JSON"]),
+        {"tr.jsonl": GOOD_CLS + '{"text": "fine", "label": \n', "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "not valid JSON"]),
     "missing-label": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + jl({"text": "no label here"}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'", "missing"]),
+        {"tr.jsonl": GOOD_CLS + jl({"text": "no label here"}), "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "field 'label'", "missing"]),
     "misspelled-label-field": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--label-field", "lable"],
-        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", "field 'lable'", "--label-field"]),
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 1", "field 'lable'", "--label-field"]),
     "label-wrong-type": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + jl({"text": "a list label", "label": [1]}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
+        {"tr.jsonl": GOOD_CLS + jl({"text": "a list label", "label": [1]}), "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
     "text-wrong-type": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": jl({"text": 42, "label": 1}) + GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", "field 'text'"]),
+        {"tr.jsonl": jl({"text": 42, "label": 1}) + GOOD_CLS, "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 1", "field 'text'"]),
     "empty-text": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + jl({"text": "   ", "label": 1}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'text'", "empty"]),
+        {"tr.jsonl": GOOD_CLS + jl({"text": "   ", "label": 1}), "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "field 'text'", "empty"]),
     "eval-label-outside-set": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
         {"tr.jsonl": GOOD_CLS, "ev.jsonl": jl({"text": "fine", "label": 1}, {"text": "meh", "label": 7})},
         ["ev.jsonl", "line 2", "field 'label'", "does not occur"]),
     "mixed-label-types": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + jl({"text": "stringly", "label": "pos"}), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
+        {"tr.jsonl": GOOD_CLS + jl({"text": "stringly", "label": "pos"}), "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "field 'label'"]),
     "single-label": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": jl(*({"text": t, "label": 1} for t, _ in REVIEWS)), "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "field 'label'", "single label"]),
+        {"tr.jsonl": jl(*({"text": t, "label": 1} for t, _ in REVIEWS)), "ev.jsonl": EV_CLS}, ["tr.jsonl", "field 'label'", "single label"]),
     "non-utf8": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS.encode() + b'{"text": "caf\xe9", "label": 1}\n', "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "UTF-8"]),
+        {"tr.jsonl": GOOD_CLS.encode() + b'{"text": "caf\xe9", "label": 1}\n', "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "UTF-8"]),
     "json-named-csv": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
-        {"tr.csv": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 1", "JSON", ".jsonl"]),
+        {"tr.csv": GOOD_CLS, "ev.jsonl": EV_CLS}, ["tr.csv", "line 1", "JSON", ".jsonl"]),
     "csv-named-jsonl": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": "text,label\ngood,1\nbad,0\n", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 1", ".csv"]),
+        {"tr.jsonl": "text,label\ngood,1\nbad,0\n", "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 1", ".csv"]),
     "ragged-csv": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
-        {"tr.csv": "text,label\ngood,1\nbad,0,surplus\n", "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 3", "columns"]),
+        {"tr.csv": "text,label\ngood,1\nbad,0,surplus\n", "ev.jsonl": EV_CLS}, ["tr.csv", "line 3", "columns"]),
     "missing-text-column": (CLS + ["--train", "{tr.csv}", "--eval", "{ev.jsonl}"],
-        {"tr.csv": "review,label\ngood,1\nbad,0\n", "ev.jsonl": GOOD_CLS}, ["tr.csv", "line 2", "field 'text'", "--text-field"]),
+        {"tr.csv": "review,label\ngood,1\nbad,0\n", "ev.jsonl": EV_CLS}, ["tr.csv", "line 2", "field 'text'", "--text-field"]),
     "unsupported-extension": (CLS + ["--train", "{tr.xlsx}", "--eval", "{ev.jsonl}"],
-        {"tr.xlsx": b"PK\x03\x04", "ev.jsonl": GOOD_CLS}, ["tr.xlsx", "unsupported extension", ".jsonl"]),
+        {"tr.xlsx": b"PK\x03\x04", "ev.jsonl": EV_CLS}, ["tr.xlsx", "unsupported extension", ".jsonl"]),
     "empty-file": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": "", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "is empty"]),
+        {"tr.jsonl": "", "ev.jsonl": EV_CLS}, ["tr.jsonl", "is empty"]),
     "json-array-line": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_CLS + "[1, 2]\n", "ev.jsonl": GOOD_CLS}, ["tr.jsonl", "line 19", "JSON object"]),
+        {"tr.jsonl": GOOD_CLS + "[1, 2]\n", "ev.jsonl": EV_CLS}, ["tr.jsonl", "line 19", "JSON object"]),
     "missing-file": (CLS + ["--train", "{nothere.jsonl}", "--eval", "{ev.jsonl}"],
-        {"ev.jsonl": GOOD_CLS}, ["nothere.jsonl", "no such file"]),
+        {"ev.jsonl": EV_CLS}, ["nothere.jsonl", "no such file"]),
     "model-unreachable-offline": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "someone/not-a-cached-model"],
-        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["someone/not-a-cached-model", "offline", "preset"]),
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": EV_CLS}, ["someone/not-a-cached-model", "offline", "preset"]),
     "lora-target-missing": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--lora", "--lora-targets", "q_proj"],
-        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS}, ["'q_proj' is not a linear layer", "query", "--lora-targets"]),
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": EV_CLS}, ["'q_proj' is not a linear layer", "query", "--lora-targets"]),
     "pickled-weights": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{pickled/}"],
-        {"tr.jsonl": GOOD_CLS, "ev.jsonl": GOOD_CLS, "pickled/": _pickled_model}, ["pickled", "pickled files", "--allow-pickle"]),
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": EV_CLS, "pickled/": _pickled_model}, ["pickled", "pickled files", "--allow-pickle"]),
     # sft: messages, prompt/completion, instruction/input/output
     "no-assistant-turn": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": GOOD_SFT + jl({"messages": [{"role": "user", "content": "hello?"}]}), "ev.jsonl": GOOD_SFT},
+        {"tr.jsonl": GOOD_SFT + jl({"messages": [{"role": "user", "content": "hello?"}]}), "ev.jsonl": EV_SFT},
         ["tr.jsonl", "line 13", "field 'messages'", "no assistant turn"]),
     "unknown-role": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
         {"tr.jsonl": jl({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}) + GOOD_SFT,
-         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 1", "field 'messages[1].role'", "'bot'"]),
+         "ev.jsonl": EV_SFT}, ["tr.jsonl", "line 1", "field 'messages[1].role'", "'bot'"]),
     "empty-content": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
         {"tr.jsonl": GOOD_SFT + jl({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}),
-         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 13", "field 'messages[1].content'"]),
+         "ev.jsonl": EV_SFT}, ["tr.jsonl", "line 13", "field 'messages[1].content'"]),
     "messages-not-a-list": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": jl({"messages": "user: hi, assistant: yo"}) + GOOD_SFT, "ev.jsonl": GOOD_SFT},
+        {"tr.jsonl": jl({"messages": "user: hi, assistant: yo"}) + GOOD_SFT, "ev.jsonl": EV_SFT},
         ["tr.jsonl", "line 1", "field 'messages'", "list"]),
     "empty-completion": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": jl({"prompt": "Say hi.", "completion": "Hi."}, {"prompt": "Say bye.", "completion": ""}), "ev.jsonl": GOOD_SFT},
+        {"tr.jsonl": jl({"prompt": "Say hi.", "completion": "Hi."}, {"prompt": "Say bye.", "completion": ""}), "ev.jsonl": EV_SFT},
         ["tr.jsonl", "line 2", "field 'completion'", "empty"]),
     "alpaca-missing-output": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
         {"tr.jsonl": jl({"instruction": "Add.", "input": "2 and 3", "output": "5"}, {"instruction": "Add.", "input": "1 and 1"}),
-         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 2", "field 'output'", "missing"]),
+         "ev.jsonl": EV_SFT}, ["tr.jsonl", "line 2", "field 'output'", "missing"]),
     "text-records-for-sft": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
-        {"tr.jsonl": jl({"text": "plain text, no conversation"}), "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "line 1", "'text' records"]),
+        {"tr.jsonl": jl({"text": "plain text, no conversation"}), "ev.jsonl": EV_SFT}, ["tr.jsonl", "line 1", "'text' records"]),
     "answers-truncated-away": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--max-length", "12"],
         {"tr.jsonl": jl(*({"prompt": f"Please read all of this long question {i} " * 4, "completion": "ok"} for i in range(4))),
-         "ev.jsonl": GOOD_SFT}, ["tr.jsonl", "field 'messages'", "--max-length"]),
+         "ev.jsonl": EV_SFT}, ["tr.jsonl", "field 'messages'", "--max-length"]),
     "no-chat-template": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{notemplate/}"],
-        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT, "notemplate/": lambda d: _template(d, None)}, ["notemplate", "no chat template", "Fix:"]),
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": EV_SFT, "notemplate/": lambda d: _template(d, None)}, ["notemplate", "no chat template", "Fix:"]),
     "template-without-markers": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--model", "{nomarkers/}"],
-        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT, "nomarkers/": lambda d: _template(d, NO_MARKERS)},
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": EV_SFT, "nomarkers/": lambda d: _template(d, NO_MARKERS)},
         ["nomarkers", "{% generation %}", "Fix:"]),
     "sft-lora-target-missing": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}", "--lora", "--lora-targets", "query,value"],
-        {"tr.jsonl": GOOD_SFT, "ev.jsonl": GOOD_SFT}, ["'query', 'value' is not a linear layer", "q_proj"]),
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": EV_SFT}, ["'query', 'value' is not a linear layer", "q_proj"]),
     # pretrain: plain text, one document per line, or JSONL with a text field
     "pretrain-empty": (MLM + ["--train", "{d.txt}"], {"d.txt": "\n \n"}, ["d.txt", "is empty"]),
     "pretrain-binary": (MLM + ["--train", "{d.txt}"], {"d.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"}, ["d.txt", "UTF-8"]),
@@ -151,7 +166,7 @@ CASES = {
         ["tiny-llama", "is a decoder", "needs an encoder", "'minilm-l6'"]),
     "pretrain-clm-on-encoder": (CLM[:4] + ["tiny-bert"] + CLM[5:] + ["--train", "{d.txt}"], {"d.txt": SAILING},
         ["tiny-bert", "is an encoder", "needs a decoder"]),
-    "pretrain-too-few-tokens": (MLM + ["--train", "{d.txt}", "--block-size", "512"], {"d.txt": "".join(f"Reef early on day {i}.\n" for i in range(40))},
+    "pretrain-too-few-tokens": (MLM + ["--train", "{d.txt}", "--block-size", "512"], {"d.txt": "\n".join(phrases(40, 3, seed=5))},
         ["d.txt", "field 'text'", "block"]),
     # reward: preference pairs (and their ratings, for --mode regression)
     "reward-identical-sides": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
@@ -182,12 +197,33 @@ CASES = {
     "dpo-encoder-model": (["dpo", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}"], {"tr.jsonl": MANY_PAIRS},
         ["tiny-bert", "is an encoder", "needs a decoder"]),
     "rlhf-encoder-policy": (["rlhf", "--policy", "tiny-bert", "--reward", "rule:brevity", "--max-steps", "1", "--prompts", "{p.txt}"],
-        {"p.txt": "".join(f"Say something kind about boat {i}.\n" for i in range(12))}, ["tiny-bert", "is an encoder", "needs a decoder"]),
+        {"p.txt": PROMPTS}, ["tiny-bert", "is an encoder", "needs a decoder"]),
     "rlhf-broken-reward-config": (["rlhf", "--policy", "tiny-llama", "--reward", "{rm/}", "--max-steps", "1", "--prompts", "{p.txt}"],
-        {"rm/": lambda d: _broken_config(d, "tiny-bert"), "p.txt": "".join(f"Say something kind about boat {i}.\n" for i in range(12))},
+        {"rm/": lambda d: _broken_config(d, "tiny-bert"), "p.txt": PROMPTS},
         ["config.json", "is not a valid JSON object", "save the model again"]),
     "dpo-broken-model-config": (["dpo", "--model", "{m/}", "--max-steps", "1", "--train", "{tr.jsonl}"],
         {"m/": lambda d: _broken_config(d, "tiny-llama"), "tr.jsonl": MANY_PAIRS}, ["config.json", "is not a valid JSON object"]),
+    # every training verb checks its evaluation data against its training data before a model loads
+    "classify-eval-is-train": (CLS + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_CLS},
+        ["tr.jsonl", "18 of its 18 examples (100.0%) overlap", "record 1, the same text as training record 1", "--allow-overlap"]),
+    "classify-eval-reformatted-copies": (CLS + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_CLS, "ev.jsonl": EV_CLS + jl({"text": "GREAT value -- works well!!", "label": 1})},
+        ["ev.jsonl", "1 of its 3 examples", "record 3, the same text as training record 1", "ftbook leakage"]),
+    "sft-eval-is-train": (SFT + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_SFT},
+        ["tr.jsonl", "12 of its 12 examples", "--allow-overlap"]),
+    "sft-eval-asks-a-training-prompt": (SFT + ["--train", "{tr.jsonl}", "--eval", "{ev.jsonl}"],
+        {"tr.jsonl": GOOD_SFT, "ev.jsonl": EV_SFT + jl(CONV("Name a colour, number 3.", "Green, I would say."))},
+        ["ev.jsonl", "1 of its 3 examples", "the same prompt as training record 4"]),
+    "pretrain-eval-is-train": (CLM + ["--train", "{d.txt}", "--eval", "{d.txt}"], {"d.txt": SAILING}, ["d.txt", "40 of its 40 examples"]),
+    "reward-eval-is-train": (REWARD + ["--train", "{tr.jsonl}", "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_PAIRS},
+        ["tr.jsonl", "6 of its 6 examples", "--allow-overlap"]),
+    "dpo-eval-is-train": (["dpo", "--model", "tiny-llama", "--max-steps", "1", "--train", "{tr.jsonl}", "--eval", "{tr.jsonl}"],
+        {"tr.jsonl": MANY_PAIRS}, ["tr.jsonl", "24 of its 24 examples", "--allow-overlap"]),
+    "rlhf-eval-prompts-are-prompts": (["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--max-steps", "1",
+                                       "--prompts", "{p.txt}", "--eval-prompts", "{p.txt}"],
+        {"p.txt": PROMPTS}, ["p.txt", "12 of its 12 examples"]),
+    "compare-eval-is-train": (["compare", "--task", "classify", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}",
+                               "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_CLS}, ["tr.jsonl", "18 of its 18 examples", "--allow-overlap"]),
     # leakage: any format, preference pairs included
     "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
         {"tr.jsonl": PAIR("Be kind?", "Yes, always.", "No.") + PAIR("Tea?", "Yes please.", "Yes please."),

@@ -119,7 +119,7 @@ def test_classify_runs_on_each_format(tmp_path, fmt):
         tr, ev = _csv(tmp_path / f"tr.{fmt}", rows * 3, sep=sep), _csv(tmp_path / f"ev.{fmt}", rows, sep=sep)
     fields = [] if fmt == "jsonl" else ["--text-field", "review", "--label-field", "stars"]
     out = tmp_path / "out"
-    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, *fields, "--epochs", "1", "--out", out)
+    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, *fields, "--epochs", "1", "--allow-overlap", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert {"accuracy", "macro_f1", "train_seconds"} <= set(m)
@@ -136,7 +136,7 @@ def test_classify_lora_adapter_keeps_its_label_names(tmp_path):
     three = [(t, ["bad", "good", "meh"][i % 3]) for i, (t, _) in enumerate(ROWS)]
     tr, ev = _jsonl(tmp_path / "tr.jsonl", three * 3), _jsonl(tmp_path / "ev.jsonl", three)
     out = tmp_path / "out"
-    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--epochs", "1", "--lora", "--out", out)
+    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--epochs", "1", "--lora", "--allow-overlap", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / "model" / "adapter_config.json").read_text())
     assert cfg["r"] == 8 and "classifier" in cfg["modules_to_save"] and not (out / "model" / "model.safetensors").exists()
@@ -151,7 +151,7 @@ def test_classify_lora_adapter_keeps_its_label_names(tmp_path):
 def test_classify_resumes_from_a_checkpoint(tmp_path):
     tr, ev = _jsonl(tmp_path / "tr.jsonl", ROWS * 8), _jsonl(tmp_path / "ev.jsonl", ROWS)
     out = tmp_path / "out"
-    args = ("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--epochs", "1", "--save-steps", "2", "--out", out)
+    args = ("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--epochs", "1", "--save-steps", "2", "--allow-overlap", "--out", out)
     assert run_cli(*args).returncode == 0  # 48 rows / batch 16: 3 steps, checkpoints at steps 2 and 3 (the end)
     assert (out / "checkpoints" / "checkpoint-2" / "ftbook-complete.json").exists()
     (out / "checkpoints" / "checkpoint-3" / "ftbook-complete.json").unlink()  # as if killed while writing the last one,
@@ -177,6 +177,6 @@ def test_classify_rejects_malformed_input_before_writing(tmp_path, case, expect)
     elif case == "bad_json": tr = tmp_path / "tr.jsonl"; tr.write_text('{"review": "a", "stars": 1}\n{"review": "b", "stars": \n')
     else: tr.write_text('review,stars\n"good",1\n"bad",0,extra\n')
     out = tmp_path / "out"
-    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--text-field", "review", "--label-field", "stars", "--out", out)
+    r = run_cli("classify", "--model", "tiny-bert", "--train", tr, "--eval", ev, "--text-field", "review", "--label-field", "stars", "--allow-overlap", "--out", out)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert expect in r.stderr and not out.exists()

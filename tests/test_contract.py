@@ -82,10 +82,10 @@ def files(tmp_path):
 
 def verb_args(verb: str, d) -> list[str]:
     "A small valid run of each training verb on tiny models."
-    return {"classify": ["classify", "--model", "tiny-bert", "--train", d / "cls.jsonl", "--eval", d / "cls.jsonl"],
-            "sft": ["sft", "--model", "tiny-llama", "--train", d / "chats.jsonl", "--eval", d / "chats.jsonl"],
+    return {"classify": ["classify", "--model", "tiny-bert", "--train", d / "cls.jsonl", "--eval", d / "cls.jsonl", "--allow-overlap"],
+            "sft": ["sft", "--model", "tiny-llama", "--train", d / "chats.jsonl", "--eval", d / "chats.jsonl", "--allow-overlap"],
             "pretrain": ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", d / "notes.txt",
-                         "--block-size", "16"]}[verb]
+                         "--block-size", "16", "--allow-overlap"]}[verb]
 
 
 VERBS = ["classify", "sft", "pretrain"]
@@ -207,7 +207,7 @@ def test_a_run_that_saves_no_checkpoint_leaves_no_empty_folder(tmp_path, verb):
     pairs.write_text("".join(json.dumps({"prompt": f"Wind {n} knots?", "chosen": f"Reef at {n} knots.", "rejected": "Full sail."}) + "\n"
                              for n in range(10, 30)))
     model = {"reward": "tiny-bert", "dpo": "tiny-llama"}[verb]
-    r = run_cli(verb, "--model", model, "--train", pairs, "--max-steps", "1", "--out", tmp_path / "run")  # --save-steps 0 by default
+    r = run_cli(verb, "--model", model, "--train", pairs, "--max-steps", "1", "--allow-overlap", "--out", tmp_path / "run")  # --save-steps 0 by default
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -219,7 +219,7 @@ def test_max_length_beyond_the_models_positions_is_capped_and_said(tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"Wind {n} knots?", "chosen": f"Reef at {n} knots. {long}", "rejected": "Full sail."})
                              + "\n" for n in range(10, 30)))
-    r = run_cli("reward", "--model", "tiny-bert", "--train", pairs, "--max-steps", "1", "--max-length", "100000", "--out", tmp_path / "run")
+    r = run_cli("reward", "--allow-overlap", "--model", "tiny-bert", "--train", pairs, "--max-steps", "1", "--max-length", "100000", "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "--max-length 100000 is more than tiny-bert has positions for: using its limit, 512" in r.stderr, r.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["max_length"] == 512

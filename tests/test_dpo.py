@@ -147,7 +147,7 @@ def test_pairs_keep_their_group_and_the_default_split_keeps_a_group_on_one_side(
 def test_cli_refuses_malformed_pairs_before_writing_anything(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}) + "\n" + json.dumps({"prompt": "Hi?", "chosen": "", "rejected": "x"}) + "\n")
-    r = run_cli("dpo", "--model", TINY, "--train", f, "--out", tmp_path / "out")
+    r = run_cli("dpo", "--allow-overlap", "--model", TINY, "--train", f, "--out", tmp_path / "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "line 2" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
 

@@ -140,7 +140,7 @@ def test_cli_refuses_bad_ranks_and_bad_files_before_writing(tmp_path):
     for ranks in ("4,x", "0"):
         r = run_cli("compare", "--task", "classify", "--model", "tiny-bert", "--train", f, "--eval", f, "--ranks", ranks, "--out", tmp_path / "o")
         assert r.returncode == 2 and "Traceback" not in r.stderr and "--ranks" in r.stderr, r.stderr
-    r = run_cli("compare", "--task", "classify", "--model", "tiny-bert", "--train", f, "--eval", f, "--ranks", "4096", "--out", tmp_path / "o")
+    r = run_cli("compare", "--task", "classify", "--model", "tiny-bert", "--train", f, "--eval", f, "--ranks", "4096", "--allow-overlap", "--out", tmp_path / "o")
     assert r.returncode == 2 and "not below the narrowest" in r.stderr, r.stderr
     (tmp_path / "two.jsonl").write_text(json.dumps({"text": "good", "label": "pos"}) + "\n" + json.dumps({"text": "bad", "label": "neg"}) + "\n")
     bad = tmp_path / "bad.jsonl"

@@ -40,28 +40,28 @@ def files(tmp_path):
 
 # 64 texts in batches of 16 for 3 epochs: 12 steps, a checkpoint every 2.
 def test_classify_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", "--train", files["cls_train"], "--eval",
+    assert_resumes_exactly(tmp_path, ["classify", "--allow-overlap", "--model", "tiny-bert", "--train", files["cls_train"], "--eval",
                                       files["cls_eval"], "--epochs", "3", "--save-steps", "2"])
 
 
 def test_classify_lora_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", "--train", files["cls_train"], "--eval",
+    assert_resumes_exactly(tmp_path, ["classify", "--allow-overlap", "--model", "tiny-bert", "--train", files["cls_train"], "--eval",
                                       files["cls_eval"], "--epochs", "3", "--save-steps", "2", "--lora"])
 
 
 def test_sft_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["sft", "--model", "tiny-llama", "--train", files["sft"], "--eval", files["sft"],
+    assert_resumes_exactly(tmp_path, ["sft", "--allow-overlap", "--model", "tiny-llama", "--train", files["sft"], "--eval", files["sft"],
                                       "--max-steps", "10", "--save-steps", "2"])
 
 
 def test_pretrain_clm_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", files["text"],
+    assert_resumes_exactly(tmp_path, ["pretrain", "--allow-overlap", "--objective", "clm", "--model", "tiny-llama", "--train", files["text"],
                                       "--max-steps", "10", "--save-steps", "2", "--block-size", "32", "--batch-size", "4"])
 
 
 def test_pretrain_mlm_resumes_exactly(tmp_path, files):
     "Masks are drawn per example, so a resumed run masks the same words the uninterrupted run did."
-    assert_resumes_exactly(tmp_path, ["pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", files["text"],
+    assert_resumes_exactly(tmp_path, ["pretrain", "--allow-overlap", "--objective", "mlm", "--model", "tiny-bert", "--train", files["text"],
                                       "--max-steps", "10", "--save-steps", "2", "--block-size", "32", "--batch-size", "4"])
 
 
@@ -70,7 +70,7 @@ def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
     the order of that epoch must not depend on the random state the checkpoint happened to store."""
     import shutil
     from resume_check import _finish, _run, _steps, _weights
-    args = ["classify", "--model", "tiny-bert", "--train", files["cls_train"], "--eval", files["cls_eval"],
+    args = ["classify", "--allow-overlap", "--model", "tiny-bert", "--train", files["cls_train"], "--eval", files["cls_eval"],
             "--epochs", "3", "--save-steps", "2"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     _finish(_run(args + ["--out", full], tmp_path / "full.trace"), 900)
@@ -88,10 +88,10 @@ def test_classify_resumes_exactly_mid_epoch_in_a_later_epoch(tmp_path, files):
 
 
 def test_reward_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["reward", "--model", "tiny-bert", "--train", files["pairs"], "--eval", files["pairs"],
+    assert_resumes_exactly(tmp_path, ["reward", "--allow-overlap", "--model", "tiny-bert", "--train", files["pairs"], "--eval", files["pairs"],
                                       "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])
 
 
 def test_dpo_resumes_exactly(tmp_path, files):
-    assert_resumes_exactly(tmp_path, ["dpo", "--model", "tiny-llama", "--train", files["pairs"], "--eval", files["pairs"],
+    assert_resumes_exactly(tmp_path, ["dpo", "--allow-overlap", "--model", "tiny-llama", "--train", files["pairs"], "--eval", files["pairs"],
                                       "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])

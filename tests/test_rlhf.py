@@ -207,3 +207,16 @@ def test_cli_rlhf_refuses_fewer_prompts_than_an_update_without_writing(tmp_path)
                 "--batch-size", "8", "--out", tmp_path / "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "fewer than one update's 8" in r.stderr, r.stderr
     assert "--batch-size 5" in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_cli_rlhf_holds_out_a_repeated_prompt_whole(tmp_path):
+    """A prompt the file repeats stays on one side of the default split, so the overlap check finds nothing to refuse.
+    With the split drawn over the file's lines, as before, copies of held-out prompts stayed in training."""
+    prompts = ["Why does the tide turn?", "What is a boom vang for?", "When should I reef?", "How do I read a chart?",
+               "Name the parts of a mast.", "Is a wooden hull hard to keep?", "What does a bilge pump do?", "Why tie a bowline?"]
+    (tmp_path / "p.txt").write_text("".join(f"{p}\n" for p in prompts * 2))
+    r = run_cli("rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", tmp_path / "p.txt", "--max-steps", "1",
+                "--batch-size", "2", "--max-new-tokens", "4", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (m["overlap_share"], m["overlap_checked_train"], m["overlap_checked_eval"]) == (0.0, 14, 1)  # 8 distinct: 1 held out, 7 twice in training

@@ -104,22 +104,22 @@ def _compare(tmp_path, verb_args: list, micro: int, rel_tol: float):
 
 def test_classify_two_processes_match_one(tmp_path, data):
     model = no_dropout("tiny-bert", tmp_path / "tiny-bert-no-dropout")
-    worst = _compare(tmp_path, ["classify", "--model", model, "--train", data["cls"], "--eval", data["cls_eval"],
+    worst = _compare(tmp_path, ["classify", "--allow-overlap", "--model", model, "--train", data["cls"], "--eval", data["cls_eval"],
                                 "--max-steps", "30", "--learning-rate", "2e-3"], micro=4, rel_tol=1e-4)
     assert worst < 1e-4
 
 
 @pytest.mark.parametrize("verb", ["pretrain", "reward", "dpo"])  # sft: test_two_process_sft_matches_one_and_resumes_exactly
 def test_other_verbs_two_processes_match_one(tmp_path, data, verb):
-    args = {"pretrain": ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", data["text"], "--block-size", "32"],
-            "reward": ["reward", "--model", no_dropout("tiny-bert", tmp_path / "tiny-bert-no-dropout"), "--train", data["pairs"],
+    args = {"pretrain": ["pretrain", "--allow-overlap", "--objective", "clm", "--model", "tiny-llama", "--train", data["text"], "--block-size", "32"],
+            "reward": ["reward", "--allow-overlap", "--model", no_dropout("tiny-bert", tmp_path / "tiny-bert-no-dropout"), "--train", data["pairs"],
                        "--eval", data["pairs"]],
-            "dpo": ["dpo", "--model", "tiny-llama", "--train", data["pairs"], "--eval", data["pairs"]]}[verb]
+            "dpo": ["dpo", "--allow-overlap", "--model", "tiny-llama", "--train", data["pairs"], "--eval", data["pairs"]]}[verb]
     print(verb, _compare(tmp_path, args + ["--max-steps", "8", "--save-steps", "4"], micro=2, rel_tol=5e-3))
 
 
 def test_rlhf_ppo_refuses_two_processes(tmp_path, data):
-    r = subprocess.run(launcher(2) + ["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", str(data["prompts"]),
+    r = subprocess.run(launcher(2) + ["rlhf", "--allow-overlap", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", str(data["prompts"]),
                                       "--out", str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=600)
     # each process exits 2 with ftbook's message; the launcher then exits 1 and prints its own report of the exit codes
@@ -132,7 +132,7 @@ def test_rlhf_grpo_two_processes_split_each_update(tmp_path, data):
     # an update is --batch-size prompts in all: with two processes each takes half (it used to be twice as many prompts,
     # and 10 training prompts were then fewer than one update: TRL ran no step at all)
     out = tmp_path / "out"
-    r = subprocess.run(launcher(2) + ["rlhf", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts",
+    r = subprocess.run(launcher(2) + ["rlhf", "--allow-overlap", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts",
                                       str(data["prompts"]), "--batch-size", "8", "--max-steps", "3", "--save-steps", "3", "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
@@ -145,7 +145,7 @@ def test_rlhf_grpo_two_processes_split_each_update(tmp_path, data):
 
 def test_two_process_classify_resumes_exactly(tmp_path, data):
     # a checkpoint every step: tiny-bert trains 18 steps in about a second, and the kill must land mid-run
-    info = assert_resumes_exactly(tmp_path, ["classify", "--model", "tiny-bert", "--train", data["cls"], "--eval",
+    info = assert_resumes_exactly(tmp_path, ["classify", "--allow-overlap", "--model", "tiny-bert", "--train", data["cls"], "--eval",
                                              data["cls_eval"], "--epochs", "3", "--save-steps", "1", "--batch-size", "4"],
                                   launcher=lambda: launcher(2), processes=2)  # a fresh port for each of the three runs
     assert info["resumed_from"] < info["steps"]
@@ -153,7 +153,7 @@ def test_two_process_classify_resumes_exactly(tmp_path, data):
 
 def test_two_process_sft_matches_one_and_resumes_exactly(tmp_path, data):
     "sft in two processes against one, as the other verbs above; then that two-process run is the uninterrupted reference of a kill and resume."
-    args = ["sft", "--model", "tiny-llama", "--train", data["sft"], "--eval", data["sft"], "--max-steps", "12", "--save-steps", "1"]
+    args = ["sft", "--allow-overlap", "--model", "tiny-llama", "--train", data["sft"], "--eval", data["sft"], "--max-steps", "12", "--save-steps", "1"]
     print("sft", _compare(tmp_path, args, micro=2, rel_tol=5e-3))
     info = assert_resumes_exactly(tmp_path, args + ["--batch-size", "2"], launcher=lambda: launcher(2), processes=2,
                                   uninterrupted=tmp_path / "two")  # _compare's two-process run: the same arguments

@@ -196,7 +196,7 @@ def test_cli_mlm_on_a_text_file(tmp_path):
     (tmp_path / "log.txt").write_text("\n".join(SAILING[:12]) + "\n")
     # tiny-bert is built afresh per cache and its build is not bit-for-bit repeatable (before: 1780-1854 seen), so the run
     # must learn by more than that spread: 12 steps at 3e-3 cut pseudo-perplexity by about a fifth, 6 at 1e-3 by under a tenth
-    r = run_cli("pretrain", "--objective", "mlm", "--model", "tiny-bert", "--train", tmp_path / "log.txt", "--max-steps", "12",
+    r = run_cli("pretrain", "--allow-overlap", "--objective", "mlm", "--model", "tiny-bert", "--train", tmp_path / "log.txt", "--max-steps", "12",
                 "--block-size", "32", "--batch-size", "8", "--learning-rate", "3e-3", "--whole-word-mask", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _assert_run(tmp_path / "out", "pseudo-perplexity")
@@ -207,7 +207,7 @@ def test_cli_mlm_on_a_text_file(tmp_path):
 @pytest.mark.slow
 def test_cli_clm_on_jsonl_with_replay_and_exact_resume(tmp_path):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps({"text": t, "source": "log"}) + "\n" for t in SAILING[:12]))
-    args = ["pretrain", "--objective", "clm", "--model", "tiny-llama", "--train", tmp_path / "log.jsonl", "--max-steps", "8",
+    args = ["pretrain", "--allow-overlap", "--objective", "clm", "--model", "tiny-llama", "--train", tmp_path / "log.jsonl", "--max-steps", "8",
             "--save-steps", "4", "--block-size", "32", "--batch-size", "4", "--learning-rate", "1e-3", "--replay", "0.25", "--out", tmp_path / "out"]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr[-3000:]

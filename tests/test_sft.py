@@ -158,7 +158,7 @@ def test_sft_command_runs_on_each_format(tmp_path, fmt):
     from transformers import AutoModelForCausalLM
     f = _write(tmp_path / f"{fmt}.jsonl", fmt)
     out = tmp_path / "out"
-    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--max-steps", "2", "--out", out)
+    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--max-steps", "2", "--allow-overlap", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert {"eval_loss_before", "eval_loss_after", "supervised_token_share", "truncated_examples"} <= set(m)
@@ -173,7 +173,7 @@ def test_sft_lora_holds_out_a_tenth_and_saves_an_adapter(tmp_path):
     f = tmp_path / "pc.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--lora", "--max-steps", "1", "--out", out)
+    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--lora", "--max-steps", "1", "--allow-overlap", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert 0 < m["eval_examples"] < 40 and m["train_examples"] + m["eval_examples"] == 40
@@ -185,7 +185,7 @@ def test_sft_lora_holds_out_a_tenth_and_saves_an_adapter(tmp_path):
 def test_sft_resumes_from_the_last_checkpoint(tmp_path):
     f = _write(tmp_path / "m.jsonl", "messages")
     out = tmp_path / "out"
-    args = ("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--save-steps", "2", "--out", out)
+    args = ("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--save-steps", "2", "--allow-overlap", "--out", out)
     assert run_cli(*args, "--max-steps", "3").returncode == 0
     assert (out / "checkpoints" / "checkpoint-2" / "ftbook-complete.json").exists()
     (out / "checkpoints" / "checkpoint-3" / "ftbook-complete.json").unlink()  # as if killed while writing the last one,
@@ -206,7 +206,7 @@ def test_sft_rejects_malformed_input_before_writing(tmp_path, content, args, exp
     f = tmp_path / "bad.jsonl"
     f.write_text(content)
     out = tmp_path / "out"
-    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--eval", f, *args, "--out", out)
+    r = run_cli("sft", "--model", "tiny-llama", "--train", f, "--eval", f, "--allow-overlap", *args, "--out", out)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert expect in r.stderr and not out.exists()
 
