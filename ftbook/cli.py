@@ -151,7 +151,8 @@ class NothingToResume(Exception):
 
 
 def check_out(args):
-    "Refuse an --out that is a file, or that holds a finished run unless --overwrite; `--resume` on a finished run does nothing."
+    """Refuse an --out that is a file, that holds a finished run (unless --overwrite) or an unfinished one (unless --resume or
+    --overwrite); `--resume` on a finished run does nothing."""
     out = Path(args.out)
     overwrite, resume = getattr(args, "overwrite", False), getattr(args, "resume", False)
     if overwrite and resume:
@@ -165,6 +166,10 @@ def check_out(args):
     if (out / FINISHED).exists() and not overwrite:
         raise ConfigError(f"--out {out} already holds a finished run ({out / FINISHED})\nFix: pass --overwrite to replace "
                           f"it, or give another --out")
+    ckpts = [p for d in (out / "checkpoints", out / "checkpoints" / "head") for p in d.glob("checkpoint-*")]
+    if ckpts and not (out / FINISHED).exists() and not (overwrite or resume):  # a new run would mix its checkpoints with these
+        raise ConfigError(f"--out {out} holds an unfinished run: {len(ckpts)} checkpoint(s) in {out / 'checkpoints'} and no "
+                          f"{FINISHED}\nFix: pass --resume to continue it, --overwrite to start again there, or give another --out")
 
 
 def fit_length(cfg, name):

@@ -192,6 +192,19 @@ def test_resume_on_a_finished_run_does_nothing_and_exits_0(tmp_path, capsys, ver
 
 
 @pytest.mark.parametrize("verb", RESUMABLE)
+def test_an_unfinished_run_is_not_trained_over_without_resume(tmp_path, capsys, verb):
+    "Checkpoints and no metrics.json: a new run would write its checkpoints beside the old run's, and --resume would then mix them."
+    out = tmp_path / "run"
+    (out / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-4" / "model.safetensors").write_bytes(b"step 4 of a killed run")
+    before = _snapshot(out)
+    assert main([*RESUMABLE[verb], "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds an unfinished run" in err and "--resume" in err and "--overwrite" in err and "Traceback" not in err, err
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("verb", RESUMABLE)
 def test_resume_and_overwrite_together_are_refused(tmp_path, capsys, verb):
     out = tmp_path / "run"
     assert main([*RESUMABLE[verb], "--out", str(out), "--resume", "--overwrite"]) == 2
