@@ -121,7 +121,7 @@ def training_flags(p,
     g.add_argument("--grad-accum", type=POSITIVE_INT, help="micro-steps per optimizer step: global batch = batch size x this x processes")
     g.add_argument("--seed", type=COUNT, help="seed of new weights, data order and sampling (default: the profile's, 0)")
     g.add_argument("--out", default=f"ftbook-{name}", help=f"output folder (default: ftbook-{name})")
-    g.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (otherwise refused)")
+    g.add_argument("--overwrite", action="store_true", help="replace the finished or unfinished run in --out (otherwise refused)")
     g.add_argument("--save-steps", type=COUNT, help=f"checkpoint every N steps, for --resume (default: {save_steps})")
     g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUT/checkpoints")
     g.add_argument("--verbose", action="store_true", help="also show the libraries' own logs, load reports and progress bars")
@@ -188,7 +188,10 @@ def guard_overlap(args, train, held,  # the data the run trains and measures on,
     """`ftbook.leakage.check_overlap` before a verb loads its model: the `overlap_*` metrics for metrics.json, a line on
     stderr when some overlap goes through (within the limit, or with --allow-overlap), a `DataError` when too much does."""
     from ftbook.leakage import GUARD_LIMIT, check_overlap
-    m = check_overlap(train, held, names, allow=args.allow_overlap, seed=getattr(args, "seed", None) or 0)
+    split = names[0] != getattr(args, "train", getattr(args, "prompts", None))  # the verb held out part of --train itself
+    fix = ("near-copies inside one file straddle the split: deduplicate it (`ftbook leakage FILE FILE` lists them), pass a "
+           "separate --eval file, or pass --allow-overlap to train anyway and record the overlap in metrics.json") if split else None
+    m = check_overlap(train, held, names, allow=args.allow_overlap, seed=getattr(args, "seed", None) or 0, fix=fix)
     if m["overlap_share"] > 0:
         n = round(m["overlap_share"] * m["overlap_checked_eval"])
         why = "--allow-overlap" if m["overlap_share"] > GUARD_LIMIT else f"within the {GUARD_LIMIT:.0%} a run accepts"
@@ -732,6 +735,7 @@ def cmd_rlhf(args) -> int:
     from dataclasses import asdict
     import numpy as np
     from ftbook.config import DataError, get_profile, model_for
+    from ftbook.leakage import normalize_text
     from ftbook.models import load_tokenizer, resolve_model
     from ftbook.rlhf import RLHFConfig, check_processes, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
     from ftbook.train import save_model
@@ -745,13 +749,17 @@ def cmd_rlhf(args) -> int:
                                  **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
     if args.eval_prompts: train, held = prompts, load_prompts(args.eval_prompts)
     else:
-        distinct = list(dict.fromkeys(prompts))  # a prompt that repeats stays on one side
+        keys = [normalize_text(p) for p in prompts]  # what the overlap check compares: case, spacing and punctuation aside
+        first = {}
+        for key, p in zip(keys, prompts): first.setdefault(key, p)
+        distinct = list(first.values())  # each prompt once, in the file's order
         order = np.random.default_rng(cfg.seed).permutation(len(distinct))
         k = len(distinct) // 5
         if k < 1: raise DataError(args.prompts, None, "prompt", f"has {len(distinct)} distinct prompts, too few to hold a fifth out "
                                   "for the before/after measurement", "add prompts, or pass --eval-prompts FILE")
-        held, seen = [distinct[i] for i in order[:k]], {distinct[i] for i in order[:k]}
-        train = [p for p in prompts if p not in seen] if len(distinct) < len(prompts) else [distinct[i] for i in order[k:]]
+        held = [distinct[i] for i in order[:k]]  # a prompt that repeats stays on one side
+        seen = {normalize_text(p) for p in held}
+        train = [p for p, key in zip(prompts, keys) if key not in seen] if len(distinct) < len(prompts) else [distinct[i] for i in order[k:]]
     steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
     check_processes(cfg, len(train))  # before --out is created

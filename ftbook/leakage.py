@@ -341,6 +341,7 @@ def check_overlap(train,  # training data: any kind `leakage_report` takes
                   cap: tuple[int, int] = GUARD_CAP,  # at most this many training and evaluation examples are compared
                   seed: int = 0,  # the sample, when a set is larger than its cap
                   show: int = 5,  # overlapping records the error quotes
+                  fix: str | None = None,  # the error's advice (default: clean the evaluation file, or --allow-overlap)
                  ) -> dict:
     """The check a training verb runs before it trains: the overlap as metrics (`overlap_*`, for metrics.json), or a
     `DataError` that names the overlapping records when more than `limit` of the evaluation examples overlap."""
@@ -363,6 +364,6 @@ def check_overlap(train,  # training data: any kind `leakage_report` takes
                     f"{len(rep.contaminated)} of its {rep.n_eval:,} examples ({rep.contaminated_share:.1%}) overlap {names[0]}, "
                     f"more than the {limit:.0%} a training run accepts{sampled}: a score on them would measure memory\n"
                     + "\n".join(quoted) + (f"\n  and {more} more" if more > 0 else ""),
-                    f"remove them (`ftbook leakage TRAIN EVAL --clean --out DIR` writes the evaluation set without them), "
-                    f"or pass --allow-overlap to train anyway and record the overlap in metrics.json")
+                    fix or "remove them (`ftbook leakage TRAIN EVAL --clean --out DIR` writes the evaluation set without them), "
+                           "or pass --allow-overlap to train anyway and record the overlap in metrics.json")
 
