@@ -23,8 +23,8 @@ from .config import ConfigError, FtbookError, Result, atomic_write, is_main_proc
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
            'model_flags', 'overlap_flag', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out',
-           'fit_length', 'guard_overlap', 'split_names', 'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour',
-           'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain',
+           'fit_length', 'guard_overlap', 'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour',
+           'add_tour_parser', 'build_parser', 'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain',
            'add_pretrain_parser', 'cmd_classify', 'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward',
            'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo',
            'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench',
@@ -183,14 +183,17 @@ def fit_length(cfg, name):
 
 
 def guard_overlap(args, train, held,  # the data the run trains and measures on, as the verb loaded it
-                  names: tuple[str, str],  # how an error names them: the files, or the parts of --train
+                  source,  # the training file (--train, or rlhf's --prompts)
+                  eval_source=None,  # the evaluation file; None: `held` is the part of `source` the verb held out
                  ) -> dict:
     """`ftbook.leakage.check_overlap` before a verb loads its model: the `overlap_*` metrics for metrics.json, a line on
     stderr when some overlap goes through (within the limit, or with --allow-overlap), a `DataError` when too much does."""
     from ftbook.leakage import GUARD_LIMIT, check_overlap
-    split = names[0] != getattr(args, "train", getattr(args, "prompts", None))  # the verb held out part of --train itself
-    fix = ("near-copies inside one file straddle the split: deduplicate it (`ftbook leakage FILE FILE` lists them), pass a "
-           "separate --eval file, or pass --allow-overlap to train anyway and record the overlap in metrics.json") if split else None
+    if eval_source: names, fix = (source, eval_source), None
+    else:
+        names = f"the training part of {source}", f"the part of {source} held out for evaluation"
+        fix = ("near-copies inside one file straddle the split: deduplicate it (`ftbook leakage FILE FILE` lists them), pass a "
+               "separate --eval file, or pass --allow-overlap to train anyway and record the overlap in metrics.json")
     m = check_overlap(train, held, names, allow=args.allow_overlap, seed=getattr(args, "seed", None) or 0, fix=fix)
     if m["overlap_share"] > 0:
         n = round(m["overlap_share"] * m["overlap_checked_eval"])
@@ -198,11 +201,6 @@ def guard_overlap(args, train, held,  # the data the run trains and measures on,
         print(f"overlap check: {n} of {m['overlap_checked_eval']:,} evaluation examples overlap the training data ({why}); "
               f"metrics.json records it, and `ftbook leakage` lists them", file=sys.stderr)
     return m
-
-
-def split_names(source) -> tuple[str, str]:
-    "How the overlap check names the two parts of a --train file that a verb split itself."
-    return f"the training part of {source}", f"the part of {source} held out for evaluation"
 
 
 def prepare_out(args) -> Path:
@@ -437,7 +435,7 @@ def _pretrain_inputs(args, cfg):
     if n_tokens < cfg.block_size:
         raise DataError(args.train, None, "text", f"holds {n_tokens} tokens for training, fewer than one block of {cfg.block_size}",
                         "add text, or pass a smaller --block-size")
-    overlap = guard_overlap(args, train, held_out, (args.train, args.eval) if args.eval else split_names(args.train))
+    overlap = guard_overlap(args, train, held_out, args.train, args.eval)
     model = load_model(name, task="masked-lm" if cfg.objective == "mlm" else "causal-lm")
     fresh = new_head_parameters(model, name) if cfg.objective == "mlm" else []
     return name, model, tok, train, held_out, probe, general_pool, fresh, n_tokens, overlap
@@ -523,7 +521,7 @@ def cmd_classify(args) -> int:
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name, "encoder")
     cfg = fit_length(cfg, name)
-    overlap = guard_overlap(args, train, held, (args.train, args.eval))
+    overlap = guard_overlap(args, train, held, args.train, args.eval)
     tok, model = load_tokenizer(name), load_classifier(name, labels, cfg)
     out = prepare_out(args)
     res = train_classifier(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
@@ -578,8 +576,7 @@ def cmd_sft(args) -> int:
     cfg = fit_length(cfg, name)
     tok = load_tokenizer(name)
     prepare_sft(tok, train, cfg, name=name, source=args.train)  # template and masks are checked before anything is written
-    overlap = guard_overlap(args, [{"messages": m} for m in train], [{"messages": m} for m in held],
-                            (args.train, args.eval) if args.eval else split_names(args.train))
+    overlap = guard_overlap(args, [{"messages": m} for m in train], [{"messages": m} for m in held], args.train, args.eval)
     model = load_sft_model(name, cfg)
     out = prepare_out(args)
     res = train_sft(model, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume, name=name)
@@ -653,7 +650,7 @@ def cmd_reward(args) -> int:
     name = args.model or model_for("encoder", get_profile())
     resolve_model(name)
     cfg = fit_length(cfg, name)
-    overlap = guard_overlap(args, train, held, (args.train, args.eval) if args.eval else split_names(args.train))
+    overlap = guard_overlap(args, train, held, args.train, args.eval)
     tok, model = load_tokenizer(name), load_reward_model(name, cfg)
     out = prepare_out(args)
     if cfg.mode == "pairwise":
@@ -763,7 +760,7 @@ def cmd_rlhf(args) -> int:
     steps = args.max_steps or max(1, math.ceil(args.epochs * len(train) / cfg.batch_size))
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
     check_processes(cfg, len(train))  # before --out is created
-    overlap = guard_overlap(args, train, held, (args.prompts, args.eval_prompts) if args.eval_prompts else split_names(args.prompts))
+    overlap = guard_overlap(args, train, held, args.prompts, args.eval_prompts)
     reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # the policy writes the answers
@@ -823,7 +820,7 @@ def cmd_dpo(args) -> int:
     name = args.model or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # DPO scores answers token by token, as a causal model writes them
     cfg = fit_length(cfg, name)
-    overlap = guard_overlap(args, train, held, (args.train, args.eval) if args.eval else split_names(args.train))
+    overlap = guard_overlap(args, train, held, args.train, args.eval)
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
     out = prepare_out(args)
     res = train_dpo(policy, tok, train, held, cfg, output_dir=out / "checkpoints", resume=args.resume)
@@ -879,7 +876,7 @@ def cmd_compare(args) -> int:
         prepare_sft(load_tokenizer(name), train, cfg, name=name, source=args.train)  # masks checked before any training
     arms = make_arms(ranks, attention_rank=args.attention_rank, qlora=False if args.no_qlora else None)
     overlap = guard_overlap(args, *((train, held) if args.task == "classify" else ([{"messages": m} for m in d] for d in (train, held))),
-                            (args.train, args.eval))
+                            args.train, args.eval)
     res = compare(args.task, name, train, held, arms, cfg, sources=(args.train, args.eval))  # in temporary folders: --out is untouched
     out = prepare_out(args)
     write_json(out / "compare.json", {"task": args.task, "model": str(name), "baseline": res.baseline, "arms": res.history})
