@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, FtbookError, Result, atomic_write, is_main_process
+from .config import PRESETS, ConfigError, FtbookError, Result, atomic_write, is_main_process
 
 # %% auto #0
 __all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
@@ -223,11 +223,9 @@ def _mb(path: Path) -> float:
 
 def cmd_models(args) -> int:
     "List the offline presets: family, availability here, source size."
-    from ftbook.models import PRESETS, _minilm_dir, _smollm2_gguf
-    sources = {"smollm2-135m-instruct": _smollm2_gguf, "minilm-l6": _minilm_dir}
     rows = [("name", "family", "offline", "size", "stands in for / how to get it")]
     for p in PRESETS.values():
-        src = sources.get(p.name, lambda: None)()
+        src = p.source() if p.source else None
         size = f"{_mb(src):.0f} MB" if src else ("built" if p.available() else "-")
         rows.append((p.name, p.family, "yes" if p.available() else "no", size,
                      (p.hub_id or p.description) if p.available() else f"missing: {p.install}"))
@@ -347,15 +345,18 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script: errors print as one message and exit with status 2."
     args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
-    from ftbook.models import trusted_sources  # after parsing: --help and --version answer without importing torch
     if getattr(args, "verbose", True) is False:  # a training verb without --verbose (the others load no trainer)
         from ftbook.train import quiet
         quiet()
     import contextlib, os
     # under `accelerate launch` every process runs this; only the first prints its report (errors print on every one)
     silent = contextlib.redirect_stdout(open(os.devnull, "w")) if not is_main_process() else contextlib.nullcontext()
+    trust = contextlib.nullcontext()
+    if hasattr(args, "allow_pickle") or hasattr(args, "trust_remote_code"):  # a verb that loads a model
+        from ftbook.models import trusted_sources  # after parsing: --help, --version and `models` answer without torch
+        trust = trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False))
     try:
-        with silent, trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False)):
+        with silent, trust:
             return args.func(args)
     except NothingToResume as e:
         print(f"ftbook {args.verb}: {e}")

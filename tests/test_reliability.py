@@ -8,12 +8,12 @@ from transformers import AutoModelForMaskedLM, DataCollatorWithPadding, Trainer
 
 from ftbook.config import ModelError
 from ftbook.data import encode_labels, load_data
-from ftbook.models import PRESETS, load_model, load_tokenizer
+from ftbook.models import load_model, load_tokenizer, preset_path
 from ftbook.train import TrainingError, last_checkpoint, run_training, training_args
 
 
 def test_pickled_weights_are_refused_unless_allowed(tmp_path):
-    src, d = PRESETS["tiny-bert"].path(), tmp_path / "pickled"
+    src, d = preset_path("tiny-bert"), tmp_path / "pickled"
     d.mkdir()
     shutil.copy(src / "config.json", d)
     torch.save(AutoModelForMaskedLM.from_pretrained(src).state_dict(), d / "pytorch_model.bin")
@@ -24,7 +24,7 @@ def test_pickled_weights_are_refused_unless_allowed(tmp_path):
 
 def test_remote_code_is_not_run_by_default(tmp_path):
     d, sentinel = tmp_path / "remote", tmp_path / "code-ran"
-    shutil.copytree(PRESETS["tiny-bert"].path(), d)
+    shutil.copytree(preset_path("tiny-bert"), d)
     cfg = json.loads((d / "config.json").read_text())
     cfg.update(model_type="customized-bert", auto_map={"AutoConfig": "custom.Cfg", "AutoModelForMaskedLM": "custom.Model"})
     (d / "config.json").write_text(json.dumps(cfg))
