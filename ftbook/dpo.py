@@ -32,6 +32,7 @@ from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
 from .models import load_tokenizer
+from .stats import proportion_interval
 from .rlhf import load_policy, token_logprobs
 from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args
 
@@ -214,12 +215,6 @@ def pair_logps(trainer: DPOTrainer, batches: list[dict],  # collated pairs from 
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import binomtest
-    ci = binomtest(k, n).proportion_ci(confidence, method="exact")  # Clopper-Pearson
-    return float(ci.low), float(ci.high)
-
-
 def pair_summary(lp: dict, beta: float, sft_weight: float = 0.0, step: int = 0) -> dict:
     """What a DPO run is read by, on held-out pairs: reward accuracy (with its 95% interval and the pairs it counts; a tie counts as half),
     mean implicit-reward margin, the change in chosen and rejected log-probs since the start, KL to the reference, and the
@@ -227,7 +222,7 @@ def pair_summary(lp: dict, beta: float, sft_weight: float = 0.0, step: int = 0) 
     losses, rc, rr = dpo_loss(*(torch.tensor(lp[k]) for k in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected")), beta)
     margin = (rc - rr).numpy()
     wins = float((margin > 0).sum() + 0.5 * (margin == 0).sum())
-    lo, hi = _interval(int(round(wins)), len(margin))
+    ci = proportion_interval(int(round(wins)), len(margin)); lo, hi = ci.low, ci.high
     return {"step": step, "pairs": len(margin), "accuracy": wins / len(margin), "accuracy_low": lo, "accuracy_high": hi,
             "margin": float(margin.mean()), "chosen_reward": float(rc.mean()), "rejected_reward": float(rr.mean()),
             "chosen_logp_change": float((lp["policy_chosen"] - lp["ref_chosen"]).mean()),
@@ -285,7 +280,7 @@ class DPOMonitor:
             self._alarm("saturated", step, f"the loss already counts {s['saturated']:.0%} of held-out pairs as won (sigmoid of the "
                         "margin above 0.95): they have little gradient left to give, and more steps mostly move the policy away from "
                         "the reference. Fix: stop here (or at an earlier checkpoint), add pairs, or raise beta.")
-        tellable = s.get("pairs") is None or _interval(s["pairs"], s["pairs"])[0] > 0.5  # could any score on these pairs beat chance?
+        tellable = s.get("pairs") is None or proportion_interval(s["pairs"], s["pairs"]).low > 0.5  # could any score on these pairs beat chance?
         if (self.total_steps and step >= self.chance_after * self.total_steps and step > 0
                 and s["accuracy"] <= self.chance_level and tellable):
             self._alarm("chance", step, f"{step} of {self.total_steps} steps in, held-out accuracy is {s['accuracy']:.0%}: still "

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .config import ConfigError, FtbookError, Result
+from .stats import mean_interval, proportion_interval
 
 # %% auto #0
 __all__ = ['ATTENTION_NAMES', 'LoRALinear', 'lora_targets', 'add_lora', 'adapted_layers', 'lora_param_count', 'trainable_params',
@@ -169,20 +170,6 @@ class StepTimer(TrainerCallback):
         return float(np.median(s)) if s else float("nan")
 
 # %% ../nbs/09_lora.ipynb #4ba5ec7f
-def _proportion_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import binomtest
-    ci = binomtest(k, n).proportion_ci(confidence, method="exact")  # Clopper-Pearson
-    return float(ci.low), float(ci.high)
-
-
-def _mean_ci(x, confidence: float = 0.95) -> tuple[float, float]:
-    "Student-t interval of a mean (a percentile bootstrap is too narrow on a few examples)."
-    from scipy.stats import t
-    x = np.asarray(x, dtype=float)
-    half = t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean() - half), float(x.mean() + half)
-
-
 @torch.no_grad()
 def mean_embeddings(model, tokenizer, texts: list[str], max_length: int = 128, batch_size: int = 16) -> torch.Tensor:
     "Mask-averaged last hidden states of an encoder (or of a classifier's encoder), one row per text: (n, hidden)."
@@ -390,11 +377,11 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
             artifact = _dir_mb(Path(tmp) / "artifact")
         if task == "classify":
             s = correct(res.predictions)
-            metric, (lo, hi) = float(np.mean(s)), _proportion_ci(sum(s), len(s))
+            ci = proportion_interval(sum(s), len(s))
             forget, measure = embedding_drift(before, mean_embeddings(model, tok, probe_texts)), "embedding_drift"
         else:
             s = conversation_losses(model, tok, eval, c.max_length)
-            metric, (lo, hi) = float(np.mean(s)), _mean_ci(s)
+            ci = mean_interval(s)
             forget, measure = perplexity(model, tok, probe_texts, max_length=128) / before - 1, "general_ppl_change"
         if on_trained is not None: on_trained(arm, model)
         scores[arm.name] = s
@@ -402,7 +389,7 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
                      "quantized": arm.quantize, "learning_rate": lr, "trainable_params": n_trainable, "peak_memory_mb": peak,
                      "seconds_per_step": timer.per_step(), "train_seconds": res.metrics["train_seconds"],
                      "train_steps": res.metrics["train_steps"], "metric_name": "accuracy" if task == "classify" else "eval_loss",
-                     "metric": metric, "metric_low": lo, "metric_high": hi, "forgetting_measure": measure,
+                     "metric": ci.estimate, "metric_low": ci.low, "metric_high": ci.high, "forgetting_measure": measure,
                      "forgetting_delta": forget, "artifact_mb": artifact})
         del model, res; gc.collect()
         if torch.cuda.is_available(): torch.cuda.empty_cache()

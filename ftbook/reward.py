@@ -30,7 +30,7 @@ from transformers import DataCollatorWithPadding, Trainer
 from trl import RewardConfig, RewardTrainer
 
 from .models import load_model, load_tokenizer
-from .stats import compare
+from .stats import compare, proportion_interval
 from transformers import TrainingArguments
 
 from .classify import fresh_modules
@@ -249,10 +249,9 @@ def train_pairwise(model, tokenizer,
                          f"on {len(eval)} pairs after {m['train_steps']} steps ({secs:.0f} s)"])
 
 # %% ../nbs/06_reward.ipynb #03836e4a
-def _accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import binomtest
-    ci = binomtest(int(correct.sum()), len(correct)).proportion_ci(confidence, method="exact")  # Clopper-Pearson
-    return float(ci.low), float(ci.high)
+def _accuracy_interval(correct: np.ndarray) -> tuple[float, float]:
+    ci = proportion_interval(int(correct.sum()), len(correct))
+    return ci.low, ci.high
 
 
 def reliability(chosen_scores: np.ndarray, rejected_scores: np.ndarray, bins: int = 5) -> list[dict]:

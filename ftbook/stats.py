@@ -14,14 +14,14 @@ import numpy as np
 from scipy import stats as _st
 
 # %% auto #0
-__all__ = ['Interval', 'paired_bootstrap', 'plot_bootstrap', 'McNemar', 'mcnemar', 'SeedSummary', 'seed_summary',
-           'seed_difference', 'compare', 'plot_interval_width']
+__all__ = ['Interval', 'paired_bootstrap', 'plot_bootstrap', 'McNemar', 'mcnemar', 'proportion_interval', 'mean_interval',
+           'SeedSummary', 'seed_summary', 'seed_difference', 'compare', 'plot_interval_width']
 
 # %% ../nbs/02a_stats.ipynb #279f4013
 @dataclass
 class Interval:
-    "A difference between two measurements with its confidence interval."
-    estimate: float  # the difference measured on the whole sample (a - b)
+    "An estimate (a difference, a share or a mean) with its confidence interval."
+    estimate: float  # measured on the whole sample: a difference a - b, a share k / n, or a mean
     low: float  # lower end of the interval
     high: float  # upper end of the interval
     confidence: float  # e.g. 0.95
@@ -90,6 +90,27 @@ def mcnemar(a,  # 1/0 (or True/False): the first model is right on each example
     p = _st.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     return McNemar(a_only, b_only, float(p), len(a))
 
+# %% ../nbs/02a_stats.ipynb #1ec4f6f7
+def proportion_interval(k: int,  # successes, e.g. pairs ranked right (a tie counted as half is rounded first)
+                        n: int,  # trials
+                        confidence: float = 0.95,
+                       ) -> Interval:
+    "Clopper-Pearson (exact binomial) interval of the share k / n."
+    if not (isinstance(n, (int, np.integer)) and n >= 1 and 0 <= k <= n):
+        raise ValueError(f"need whole numbers 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    ci = _st.binomtest(int(k), int(n)).proportion_ci(confidence, method="exact")
+    return Interval(k / n, float(ci.low), float(ci.high), confidence, int(n))
+
+
+def mean_interval(x,  # one value per example, prompt or seed
+                  confidence: float = 0.95,
+                 ) -> Interval:
+    "Student-t interval of the mean of `x`."
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or len(x) < 2: raise ValueError("give at least two values, as a flat list")
+    half = _st.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return Interval(float(x.mean()), float(x.mean() - half), float(x.mean() + half), confidence, len(x))
+
 # %% ../nbs/02a_stats.ipynb #44832b55
 @dataclass
 class SeedSummary:
@@ -116,8 +137,7 @@ def seed_difference(a,  # one result per seed for the first method
     "Student-t interval of the mean per-seed difference a - b (paired by seed)."
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if d.ndim != 1 or len(d) < 2: raise ValueError("give at least two seeds for each method, in the same order")
-    half = _st.t.ppf((1 + confidence) / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    return Interval(float(d.mean()), float(d.mean() - half), float(d.mean() + half), confidence, len(d))
+    return mean_interval(d, confidence)
 
 # %% ../nbs/02a_stats.ipynb #2f3c3a9c
 def compare(a,  # per-example 0/1 results of the first model
