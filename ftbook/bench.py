@@ -20,7 +20,8 @@ import torch
 
 from .config import ConfigError, DATA_DIR, Result, get_profile
 from .fast import FastSettings, fast_defaults, padding_share
-from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args
+from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args, peak_memory_mb, reset_peak_memory, plan_memory
+from .sft import InstructConfig
 
 # %% auto #0
 __all__ = ['ARCHS', 'LENGTHS_FILE', 'PEAK_TFLOPS', 'MFU_FORMULA', 'bench_config', 'bench_model', 'chat_lengths', 'card_peak',
@@ -204,7 +205,6 @@ def run_arm(arm: Arm, arch: str,
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-    from ftbook.dpo import peak_memory_mb, reset_peak_memory
     model = bench_model(arch, arm.attention, seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
@@ -269,8 +269,6 @@ def bench(arch: str = "tiny",  # a name in `ARCHS`
     if steps < 2: raise ConfigError(f"--steps {steps}: at least 2 measured steps are needed for a rate\nFix: --steps 2 or more")
     max_length = max_length or (2048 if gpu else 256)
     if gpu:  # the arms without checkpointing must fit: a memory plan first, as every GPU cell of the book makes
-        from ftbook.sft import InstructConfig
-        from ftbook.train import plan_memory
         want = micro_batch or (16 if _n_params(arch) <= 2e8 else 8)
         plan = plan_memory(bench_config(arch), InstructConfig(batch_size=want, max_length=max_length), get_profile(), can_checkpoint=False)
         fits = plan.config.batch_size if plan.fits else 0

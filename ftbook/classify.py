@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_ranges, get_profile, sized_for
-from .data import SHIPPED, check_record, read_records
+from .config import DATA_DIR, ConfigError, DataError, Profile, Result, check_ranges, get_profile, sized_for, model_for
+from .data import SHIPPED, check_record, read_records, split_data
 
 # %% auto #0
 __all__ = ['FULL_LR', 'load_labelled', 'ClassifyConfig', 'fresh_modules', 'load_classifier', 'predict', 'train_classifier',
@@ -31,11 +31,11 @@ from datasets import Dataset
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
 
 from .metrics import classification_metrics
-from .stats import seed_summary
-from .models import embed, load_model, load_tokenizer, resolve_model
-from .lora import add_lora
+from .stats import seed_summary, compare
+from .models import embed, load_model, load_tokenizer, resolve_model, checkpoint_keys
 from .train import (LABELS_FILE, default_learning_rate, last_checkpoint, print_plan,
                           run_training, save_model, seed_everything, training_args)
+from .train import add_lora
 
 # %% ../nbs/05a_classify.ipynb #33b47c7a
 def _int_label(v) -> bool: return isinstance(v, str) and v.strip().lstrip("-").isdigit()
@@ -108,8 +108,7 @@ def fresh_modules(model,  # a model loaded from `name`
                   name: str | os.PathLike,  # the preset, folder or hub id it was loaded from
                  ) -> list[str]:
     "Modules whose weights the checkpoint does not hold: a new head, or a pooler a masked-LM checkpoint never had."
-    from ftbook.selfsup import _checkpoint_keys
-    keys, prefix = _checkpoint_keys(resolve_model(name)), model.base_model_prefix + "."
+    keys, prefix = checkpoint_keys(resolve_model(name)), model.base_model_prefix + "."
     return sorted({n.rsplit(".", 1)[0] for n, _ in model.named_parameters() if n not in keys and n.removeprefix(prefix) not in keys})
 
 
@@ -413,9 +412,6 @@ def classify_recipe(quick: bool = False  # the same run: 256 training reviews, 2
                    ) -> Result:
     "Fine-tune MiniLM on the shipped reviews; report accuracy and macro-F1 beside the majority class and a bag of words, with the paired interval."
     from collections import Counter
-    from ftbook.config import model_for
-    from ftbook.data import split_data
-    from ftbook.stats import compare
     name = model_for("encoder")
     train, test = split_data(load_labelled("reviews"), eval_size=0.2)
     train = balanced_sample(train, 256)

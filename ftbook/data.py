@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from .config import DATA_DIR, DataError
+from .config import DATA_DIR, DataError, hub_reachable
 
 # %% auto #0
 __all__ = ['FORMATS', 'ROLES', 'READERS', 'SHIPPED', 'detect_format', 'check_record', 'read_records', 'ratings_from_preferences',
@@ -286,7 +286,6 @@ def load_data(source: str | os.PathLike,  # shipped name, file path, or hub data
 
 
 def _load_hub(name: str, split: str) -> list[dict]:
-    from ftbook.config import hub_reachable
     import datasets
     if not hub_reachable():
         raise DataError(name, None, None, "is not a shipped dataset or an existing file, and the hub cannot be reached to "

@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, DataError, Profile, Result, check_ranges, sized_for
-from .data import DATA_DIR, READERS, SHIPPED, _coerce_csv, check_record, load_data, read_records, record_group
+from .config import ConfigError, DataError, Profile, Result, check_ranges, sized_for, model_for
+from .data import DATA_DIR, READERS, SHIPPED, _coerce_csv, check_record, load_data, read_records, record_group, split_data
 
 # %% auto #0
 __all__ = ['FULL_LR', 'as_conversation', 'load_pairs', 'response_logps', 'dpo_loss', 'DPORunConfig', 'dpo_trainer', 'pair_logps',
-           'pair_summary', 'DPOMonitor', 'DPOEvalCallback', 'reset_peak_memory', 'peak_memory_mb', 'train_dpo',
-           'plot_dpo', 'dpo_recipe']
+           'pair_summary', 'DPOMonitor', 'DPOEvalCallback', 'train_dpo', 'plot_dpo', 'dpo_recipe']
 
 # %% ../nbs/08_dpo.ipynb #8b62a33e
 import numpy as np
@@ -34,7 +33,9 @@ from trl import DPOConfig, DPOTrainer
 from .models import load_tokenizer
 from .stats import proportion_interval
 from .rlhf import load_policy, token_logprobs
-from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args
+from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args, peak_memory_mb, reset_peak_memory
+from .fast import fast_defaults
+from .reward import load_preferences
 
 # %% ../nbs/08_dpo.ipynb #b8c30a17
 def _messages(v, role: str) -> list[dict]:
@@ -158,7 +159,6 @@ def dpo_trainer(model, tokenizer,
     """TRL's `DPOTrainer` with the profile's training arguments: the sigmoid DPO loss, plus an SFT term on the chosen
     answers when `cfg.sft_weight` > 0. A LoRA policy (a fresh adapter) is its own reference, adapters off; for a full one
     TRL reloads the starting weights from the model's folder as a frozen reference, unless `ref_model` is given."""
-    from ftbook.fast import fast_defaults
     fast = fast_defaults(model)  # chapter 10; TRL's padding-free DPO is disabled in this TRL release
     print(fast.padded_line("padded pairs: TRL's padding-free DPO is switched off in this release"))
     losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {"loss_type": ["sigmoid"]}
@@ -308,25 +308,6 @@ class DPOEvalCallback(TrainerCallback):
         if e and state.global_step % e == 0 and state.global_step < state.max_steps: self.measure(state.global_step)
 
 # %% ../nbs/08_dpo.ipynb #45a40d65
-def reset_peak_memory():
-    "Start a new peak-memory measurement: the GPU allocator's peak on CUDA, else the resident set's high-water mark (Linux)."
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
-    elif Path("/proc/self/clear_refs").exists():
-        try: Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM and ru_maxrss to the current resident set
-        except OSError: pass  # not permitted here: the peak then counts from the process's start
-
-
-def peak_memory_mb() -> float:
-    "Peak memory since `reset_peak_memory` (or since the process started), in MB."
-    if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"): return int(line.split()[1]) / 1024  # the resident set's high-water mark, kB
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _text(turns: list[dict]) -> str: return turns[-1]["content"]
 
 
@@ -418,9 +399,6 @@ def plot_dpo(runs: dict[str, list[dict]],  # label -> a run's `Result.history` (
 def dpo_recipe(quick: bool = False  # the same run: the tour's is already a short demonstration
               ) -> Result:
     "DPO with LoRA on the profile's chat model over the shipped preference pairs; held-out reward accuracy, and the policy's own likelihood preference against the starting model's."
-    from ftbook.config import model_for
-    from ftbook.data import split_data
-    from ftbook.reward import load_preferences
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     conv = lambda ds: Dataset.from_list([as_conversation(r) for r in ds])
     name = model_for("causal_lm")

@@ -24,15 +24,21 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from .config import ConfigError, FtbookError, Result
-from .stats import mean_interval, proportion_interval
+from .config import ConfigError, FtbookError, Result, DataError, ModelError, model_for
+from .stats import mean_interval, proportion_interval, compare as compare_accuracy, paired_bootstrap
+from .sft import encode_conversation, load_sft_model, FULL_LR as SFT_FULL_LR, InstructConfig, prepare_sft, train_sft
+from .models import TASKS, resolve_model, load_tokenizer, load_model
+from .classify import fresh_modules, load_classifier, FULL_LR as CLASSIFY_FULL_LR, ClassifyConfig, correct, tfidf_baseline, train_classifier, load_trained_classifier, balanced_sample, load_labelled
+from .train import memory_now_mb, peak_memory_mb, reset_peak_memory, default_learning_rate, save_model, _linear_layers, add_lora, adapted_layers, lora_param_count, lora_targets, trainable_params  # re-exported: `from ftbook.lora import add_lora` keeps working
+from .pitfalls import ForgettingProbe
+from .metrics import perplexity
+from .data import split_data
 
 # %% auto #0
-__all__ = ['ATTENTION_NAMES', 'LoRALinear', 'lora_targets', 'add_lora', 'adapted_layers', 'lora_param_count', 'trainable_params',
-           'attention_targets', 'StepTimer', 'mean_embeddings', 'embedding_drift', 'conversation_losses', 'Arm',
-           'make_arms', 'check_ranks', 'check_rank_fits', 'qlora_available', 'load_quantized', 'compare',
-           'comparison_table', 'plot_compare', 'update_spectrum', 'energy_in_top', 'random_like_spectrum', 'CheckStep',
-           'is_adapter', 'load_saved', 'lost_head', 'verify', 'lora_recipe']
+__all__ = ['ATTENTION_NAMES', 'LoRALinear', 'attention_targets', 'StepTimer', 'mean_embeddings', 'embedding_drift',
+           'conversation_losses', 'Arm', 'make_arms', 'check_ranks', 'check_rank_fits', 'qlora_available',
+           'load_quantized', 'compare', 'comparison_table', 'plot_compare', 'update_spectrum', 'energy_in_top',
+           'random_like_spectrum', 'CheckStep', 'is_adapter', 'load_saved', 'lost_head', 'verify', 'lora_recipe']
 
 # %% ../nbs/09_lora.ipynb #e10d3baf
 class LoRALinear(nn.Module):
@@ -56,88 +62,6 @@ class LoRALinear(nn.Module):
     def merged_weight(self) -> torch.Tensor:
         "The single weight matrix to ship after training: W + (alpha / r) B A, the same shape as W."
         return self.base.weight + self.scaling * (self.B @ self.A)
-
-# %% ../nbs/09_lora.ipynb #ada9413b
-def lora_targets(model: torch.nn.Module,  # the model the adapters go on
-                 targets: str | list[str] = "all-linear",  # 'all-linear', or module names, as a list or comma-separated
-                ) -> str | list[str]:
-    "`targets` as peft's `LoraConfig(target_modules=...)` takes them, after checking each name is a linear layer of `model`."
-    if targets == "all-linear": return targets
-    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
-    from transformers.pytorch_utils import Conv1D  # GPT-2 style linear layers
-    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
-    missing = [t for t in names if t not in linear]
-    if missing or not names:
-        raise ConfigError(f"LoRA target module {', '.join(map(repr, missing)) or '(none given)'} is not a linear layer of "
-                          f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}.\n"
-                          f"Fix: pass some of those names (e.g. --lora-targets {','.join(sorted(linear)[:2])}) or 'all-linear'.")
-    return names
-
-# %% ../nbs/09_lora.ipynb #7ac540d6
-def add_lora(model,  # a transformers model
-             task: str,  # 'seq-cls' or 'causal-lm', as `load_model` names tasks
-             r: int,  # adapter rank (>= 1): trainable parameters grow linearly with it
-             alpha: int = 0,  # scale numerator: updates are scaled by alpha / r (0: 2 * r)
-             dropout: float = 0.05,  # dropout on the adapter's input
-             targets: str | list[str] = "all-linear",  # linear layers that get adapters (checked by `lora_targets`)
-             train_in_full: list[str] = (),  # more modules to train in full and save with the adapters (weights a checkpoint lacks)
-            ):
-    "`model` wrapped with LoRA adapters by peft; a classifier's new head is trained in full and saved with them."
-    from peft import LoraConfig, get_peft_model
-    kinds = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
-    if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
-    if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
-    cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
-                     target_modules=lora_targets(model, targets),  # SEQ_CLS also puts the head ('classifier'/'score') in:
-                     modules_to_save=list(train_in_full) or None)
-    return get_peft_model(model, cfg)
-
-# %% ../nbs/09_lora.ipynb #308026c1
-def _linear_layers(model: nn.Module) -> dict[str, nn.Module]:
-    from transformers.pytorch_utils import Conv1D
-    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))}
-
-
-def _layer_shape(m) -> tuple[int, int]:
-    "(in, out) of a linear layer (GPT-2's Conv1D stores its weight transposed)."
-    return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else tuple(m.weight.shape)
-
-
-def _head_names(model) -> set[str]:
-    "Names of the output layers 'all-linear' leaves out, as peft does: the LM head, or a classifier's head."
-    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    heads = {n for n, m in model.named_modules() if out is not None and m is out}
-    for h in ("classifier", "score"):
-        m = getattr(model, h, None)
-        if m is not None: heads |= {n for n, mm in model.named_modules() if mm is m or n.startswith(h + ".")}
-    return heads
-
-
-def adapted_layers(model: nn.Module,  # the model before adapters are added
-                   targets: str | list[str] = "all-linear",  # as `add_lora` takes them
-                  ) -> dict[str, tuple[int, int]]:
-    "Full name -> (in, out) of every linear layer that LoRA adapters with `targets` go on."
-    names = lora_targets(model, targets)
-    layers, heads = _linear_layers(model), _head_names(model)
-    if names == "all-linear": return {n: _layer_shape(m) for n, m in layers.items() if n not in heads}
-    return {n: _layer_shape(m) for n, m in layers.items() if n.rsplit(".", 1)[-1] in names}
-
-
-def lora_param_count(model: nn.Module,  # the model before adapters are added
-                     r: int,  # adapter rank
-                     targets: str | list[str] = "all-linear",
-                     train_in_full: list[str] = (),  # modules trained in full beside the adapters (e.g. a new head)
-                    ) -> int:
-    "Trainable parameters of LoRA at rank `r`, counted by hand: r x (in + out) per adapted layer, plus every weight of `train_in_full`."
-    inside = lambda n: any(n == m or n.startswith(m + ".") for m in train_in_full)
-    adapters = sum(r * (i + o) for n, (i, o) in adapted_layers(model, targets).items() if not inside(n))  # trained in full instead
-    full = sum(p.numel() for n, p in model.named_parameters() if inside(n))
-    return adapters + full
-
-
-def trainable_params(model: nn.Module) -> int:
-    "Parameters the optimizer will update (requires_grad), each counted once."
-    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
 
 # %% ../nbs/09_lora.ipynb #f72319db
 ATTENTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "c_attn", "qkv_proj", "Wqkv", "out_proj")
@@ -193,7 +117,6 @@ def embedding_drift(before: torch.Tensor, after: torch.Tensor) -> float:
 def conversation_losses(model, tokenizer,  # the tokenizer must carry a marked template (`ftbook.sft.prepare_sft` sets it)
                         convs: list[list[dict]], max_length: int = 128) -> list[float]:
     "Mean cross-entropy (nats per supervised token) of each held-out conversation's assistant tokens."
-    from ftbook.sft import encode_conversation
     was = model.training; model.eval()
     out = []
     for c in convs:
@@ -266,7 +189,6 @@ def load_quantized(name: str | os.PathLike,  # preset, folder or hub id
     if not qlora_available(): raise ConfigError("QLoRA needs a CUDA GPU and the bitsandbytes package (pip install bitsandbytes)")
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
-    from ftbook.models import TASKS, resolve_model
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=torch.bfloat16)
     model = TASKS[task].from_pretrained(resolve_model(name), quantization_config=q, device_map={"": 0}, dtype=torch.bfloat16,
@@ -279,25 +201,12 @@ def _load_arm(task: str, name, labels, cfg, arm: Arm, attention: str):
     targets = attention if arm.targets == "attention" else arm.targets
     c = replace(cfg, lora_r=arm.lora_r, lora_targets=targets)
     if task == "classify":
-        from ftbook.classify import fresh_modules, load_classifier
         if not arm.quantize: return load_classifier(name, labels, c), c
-        from ftbook.models import load_tokenizer
         model = load_quantized(name, "seq-cls", num_labels=len(labels), id2label={i: str(l) for i, l in enumerate(labels)},
                                label2id={str(l): i for i, l in enumerate(labels)}, pad_token_id=load_tokenizer(name).pad_token_id)
         return add_lora(model, "seq-cls", c.lora_r, c.lora_alpha, 0.1, targets, fresh_modules(model, name)), c
-    from ftbook.sft import load_sft_model
     if not arm.quantize: return load_sft_model(name, c), c
     return add_lora(load_quantized(name, "causal-lm"), "causal-lm", c.lora_r, c.lora_alpha, 0.05, targets), c
-
-
-def _memory_now_mb() -> float:
-    "Memory in use now, in MiB: the CUDA allocator's on a GPU, else the resident set (Linux; NaN elsewhere)."
-    if torch.cuda.is_available(): return torch.cuda.memory_allocated() / 2**20
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _dir_mb(path: Path) -> float:
@@ -317,37 +226,30 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
     the task metric with its interval, forgetting, artifact size. Peak memory is the CUDA allocator's peak on a GPU, and on
     a CPU the resident set's peak, each above where it stood when the arm began (model load and training; NaN where the
     high-water mark cannot be reset)."""
-    from ftbook.dpo import peak_memory_mb, reset_peak_memory
-    from ftbook.models import load_tokenizer
-    from ftbook.train import default_learning_rate, save_model
     if task not in ("classify", "sft"): raise ConfigError(f"compare's task is 'classify' or 'sft', not {task!r}")
     arms = arms or make_arms()
     if not arms: raise ConfigError("compare needs at least one arm")
     if probe_texts is None:
-        from ftbook.pitfalls import ForgettingProbe
         probe_texts = ForgettingProbe.shipped(n_texts=16, n_questions=1).texts
     tok = load_tokenizer(name)
     if task == "classify":
-        from ftbook.classify import FULL_LR as full_lr, ClassifyConfig, correct, load_classifier, tfidf_baseline, train_classifier
+        full_lr = CLASSIFY_FULL_LR
         cfg = cfg or ClassifyConfig.for_profile(save_steps=0)
         labels = sorted(set(train["label"]))
         from collections import Counter
         few = min(Counter(map(str, train["label"])).items(), key=lambda kv: kv[1])
         if few[1] < 3:
-            from ftbook.config import DataError
             raise DataError(sources[0], None, "label", f"has {few[1]} example(s) of label {few[0]!r}; the comparison's baseline "
                             "picks its strength by 3-fold cross-validation", "give at least 3 training examples of every label")
         ref = load_classifier(name, labels, replace(cfg, lora_r=0))
     else:
-        from ftbook.metrics import perplexity
-        from ftbook.sft import FULL_LR as full_lr, InstructConfig, load_sft_model, prepare_sft, train_sft
+        full_lr = SFT_FULL_LR
         cfg = cfg or InstructConfig.for_profile(save_steps=0)
         prepare_sft(tok, train, cfg, str(name))
         ref = load_sft_model(name, replace(cfg, lora_r=0))
         before = perplexity(ref, tok, probe_texts, max_length=128)
         base_losses = conversation_losses(ref, tok, eval, cfg.max_length)
         if len(base_losses) < 2:
-            from ftbook.config import DataError
             raise DataError(sources[1], None, "messages", f"has {len(base_losses)} held-out conversation(s) with an answer left "
                             f"after truncation to {cfg.max_length} tokens; the metric's interval needs at least 2",
                             "add held-out conversations, or raise max_length (--max-length)")
@@ -363,7 +265,7 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
     rows, scores = [], {}
     for arm in arms:
         gc.collect(); reset_peak_memory()
-        start = _memory_now_mb()  # what earlier arms and the caller hold: left out of this arm's peak
+        start = memory_now_mb()  # what earlier arms and the caller hold: left out of this arm's peak
         if not torch.cuda.is_available() and peak_memory_mb() - start > 64: start = float("nan")  # the reset did not take
         model, c = _load_arm(task, name, labels if task == "classify" else None, cfg, arm, attention)
         n_trainable, timer = trainable_params(model), StepTimer()
@@ -398,7 +300,6 @@ def compare(task: str,  # 'classify' (a `ftbook.classify` dataset: text, label) 
 # %% ../nbs/09_lora.ipynb #2cfd6814
 def _versus(task: str, a: str, b: str, sa, sb) -> dict:
     "Arm `a` against `b` on the same held-out examples: the paired interval and a sentence that words it."
-    from ftbook.stats import compare as compare_accuracy, paired_bootstrap
     if task == "classify": return compare_accuracy(sa, sb, (a, b))
     iv = paired_bootstrap(sa, sb)
     head = (f"{a} held-out loss {np.mean(sa):.3f} vs {b} {np.mean(sb):.3f} nats per token on {iv.n} conversations: "
@@ -518,13 +419,10 @@ def _outputs(model, tokenizer, texts: list[str], max_length: int = 64) -> tuple[
 
 def load_saved(path: str | os.PathLike):
     "A model folder written by ftbook (or any `save_pretrained`): a full model, or a LoRA adapter loaded onto its base."
-    from ftbook.config import ModelError
-    from ftbook.models import load_model
     path = Path(path)
     if (path / "adapter_config.json").exists():
         task = json.loads((path / "adapter_config.json").read_text()).get("task_type")
         if task == "SEQ_CLS":
-            from ftbook.classify import load_trained_classifier
             return load_trained_classifier(path)
         from peft import AutoPeftModelForCausalLM
         return AutoPeftModelForCausalLM.from_pretrained(path, use_safetensors=True)
@@ -580,10 +478,8 @@ def verify(model, tokenizer,  # the in-memory model (full, or with LoRA adapters
     """Save, reload into a fresh base, merge and reload the merged model; each step's outputs must match the in-memory
     model's, or the step is named with what it lost. The reload is in full precision: for a QLoRA adapter, expect the
     4-bit base's rounding in the differences, or reload the base quantized yourself and compare."""
-    from ftbook.train import save_model
     save = save or save_model
     if texts is None:
-        from ftbook.pitfalls import ForgettingProbe
         texts = ForgettingProbe.shipped(n_texts=8, n_questions=1).texts
     ref_logits, ref_pred = _outputs(model, tokenizer, texts)
     tol = atol + rtol * float(ref_logits.abs().max())
@@ -653,10 +549,6 @@ def _verify_result(steps: list[CheckStep]) -> Result:
 def lora_recipe(quick: bool = False  # the same run: the tour's is already a short one
                ) -> Result:
     "Full fine-tuning against a rank-4 LoRA adapter, MiniLM on 64 shipped reviews for an epoch: what each trains and saves; then the adapter's round trip."
-    from ftbook.classify import ClassifyConfig, balanced_sample, load_labelled
-    from ftbook.config import model_for
-    from ftbook.data import split_data
-    from ftbook.models import load_tokenizer
     name = model_for("encoder")
     train, test = split_data(load_labelled("reviews"), eval_size=0.2)
     train = balanced_sample(train, 64)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Callable
 
 from .config import PRESETS, ModelError, Result, cache_dir, DATA_DIR, hub_reachable
+from .data import load_data
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'TASKS', 'SENTIMENT_DESCRIPTIONS', 'preset_path', 'model_family', 'position_limit', 'resolve_model',
-           'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate', 'training_flops',
-           'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
+           'checkpoint_keys', 'trusted_sources', 'load_tokenizer', 'load_model', 'param_counts', 'memory_estimate',
+           'training_flops', 'plot_compute', 'plot_attention_masks', 'generate', 'chat', 'embed', 'zero_shot_classify',
            'pretrained_recipe']
 
 # %% ../nbs/01_pretrained.ipynb #53de6510
@@ -198,6 +199,21 @@ def _resolve(name: str, family: str | None) -> str:
                                "(HF_HUB_OFFLINE is set or huggingface.co cannot be reached)",
                          f"use the offline preset {_suggest_preset(name, family)!r} (`ftbook models` lists them all), or "
                          f"download the model on a connected machine and pass its folder") from None
+
+# %% ../nbs/01_pretrained.ipynb #c64a903b
+def checkpoint_keys(where: str) -> set[str]:
+    "Tensor names stored in the safetensors files of a model folder or hub id."
+    folder = Path(where)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+        folder = Path(snapshot_download(where, allow_patterns=["*.safetensors", "*.safetensors.index.json"]))
+    index = folder / "model.safetensors.index.json"
+    if index.exists(): return set(json.loads(index.read_text())["weight_map"])
+    from safetensors import safe_open
+    keys = set()
+    for f in folder.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st: keys |= set(st.keys())
+    return keys
 
 # %% ../nbs/01_pretrained.ipynb #8503aba1
 _TRUST = contextvars.ContextVar("ftbook_trust", default=(False, False))
@@ -389,7 +405,6 @@ SENTIMENT_DESCRIPTIONS = {"positive": "This is a positive review.", "negative": 
 def pretrained_recipe(quick: bool = False  # fewer reviews for the baseline
                      ) -> Result:
     "Load the offline models, chat with SmolLM2, and measure MiniLM's zero-shot sentiment accuracy."
-    from ftbook.data import load_data
     m = {}
     t0 = time.perf_counter(); lm, tok = load_model("smollm2-135m-instruct"), load_tokenizer("smollm2-135m-instruct")
     m["smollm2_load_seconds"] = time.perf_counter() - t0

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, Profile, Result, check_ranges, get_profile, sized_for
-from .data import load_data, split_data, to_messages
+from .data import load_data, split_data, to_messages, encode_labels, label_names
 from .leakage import leakage_report, normalize_text, plant_leaks
-from .metrics import perplexity
-from .models import chat, generate
+from .metrics import perplexity, classification_metrics
+from .models import chat, generate, load_model, load_tokenizer
 from .stats import mcnemar
-from .lora import add_lora
-from .train import run_training, seed_everything, training_args
+from .train import run_training, seed_everything, training_args, add_lora
 
 # %% auto #0
 __all__ = ['FitConfig', 'FitFinding', 'diagnose_fit', 'plot_learning_curves', 'FitWarning', 'keep_best_args',
@@ -237,7 +236,6 @@ def _live_view():
 # %% ../nbs/03_pitfalls.ipynb #579c8f80
 def _encode_labelled(tokenizer, ds, names: list, max_length: int = 64):
     "Tokenised `labelled` records with integer labels in the order of `names`."
-    from ftbook.data import encode_labels
     return encode_labels(ds, names).map(lambda r: tokenizer(r["text"], truncation=True, max_length=max_length),
                                         remove_columns=[c for c in ds.column_names if c != "label"])
 
@@ -246,9 +244,6 @@ def _classifier_trainer(out, train, eval, callbacks=(), model="minilm-l6", **ove
     "A text-classifier Trainer on `labelled` datasets, quiet but for warnings (shared by the chapter and its recipe)."
     from transformers import DataCollatorWithPadding, Trainer
     from transformers.trainer_callback import PrinterCallback
-    from ftbook.data import label_names
-    from ftbook.metrics import classification_metrics
-    from ftbook.models import load_model, load_tokenizer
     tok, names = load_tokenizer(model), label_names(train)
     seed_everything(0)
     args = training_args(out, **({"per_device_train_batch_size": 16, "per_device_eval_batch_size": 64, "logging_steps": 1,
@@ -576,7 +571,6 @@ def memorisation_check(model, tokenizer,
 def pitfalls_recipe(quick: bool = False  # fewer epochs, steps and probe questions
                    ) -> Result:
     "Find planted leaks, catch an overfitting run, and measure the forgetting of an aggressive domain fine-tune."
-    from ftbook.models import load_model, load_tokenizer
     m, lines, figs = {}, [], {}
     reviews = load_data("reviews")
     tr, ev = split_data(reviews, eval_size=0.2)

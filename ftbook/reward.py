@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import ConfigError, Profile, Result, check_ranges, get_profile, sized_for
+from .config import ConfigError, Profile, Result, check_ranges, get_profile, sized_for, model_for
 from .data import load_data, record_group, split_data
 
 # %% auto #0
@@ -34,8 +34,7 @@ from .stats import compare, proportion_interval
 from transformers import TrainingArguments
 
 from .classify import fresh_modules
-from .lora import add_lora
-from .train import seed_everything, default_learning_rate, last_checkpoint, print_plan, run_training, training_args
+from .train import seed_everything, default_learning_rate, last_checkpoint, print_plan, run_training, training_args, add_lora
 
 # %% ../nbs/06_reward.ipynb #6ae854cb
 def _last(messages: list[dict], role: str) -> str:
@@ -392,7 +391,6 @@ def with_cue(pairs: Dataset,
 def reward_recipe(quick: bool = False  # the same run: 24 steps at twice the learning rate (the chapter trains an epoch)
                  ) -> Result:
     "Train a pairwise reward model (the profile's encoder) on the shipped preferences; its report card against the length and bag-of-words shortcuts."
-    from ftbook.config import model_for
     name = model_for("encoder")
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     cfg = RewardModelConfig.for_profile(max_steps=24, learning_rate=2 * FULL_LR)

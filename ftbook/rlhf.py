@@ -17,8 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, DataError, Profile, Result, atomic_write, check_ranges, sized_for
-from .data import read_records
+from .config import ConfigError, DataError, Profile, Result, atomic_write, check_ranges, sized_for, model_for
+from .data import read_records, split_data
+from .train import add_lora, peak_memory_mb
+from .models import resolve_model, load_model, load_tokenizer
+from .reward import FULL_LR as REWARD_LR, RewardModelConfig, load_preferences, load_reward_model, train_pairwise, score
 
 # %% auto #0
 __all__ = ['ALGOS', 'FULL_LR', 'RULES', 'masked_mean', 'whiten', 'token_logprobs', 'kl_per_token', 'shaped_rewards', 'gae',
@@ -34,9 +37,6 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from .models import load_model, load_tokenizer
-from .reward import score
-from .lora import add_lora
 from .train import (CKPT_MARKER, default_learning_rate, last_checkpoint, run_training, seed_everything,
                     _world_size, training_args, use_progress_bar)
 from tqdm.auto import tqdm
@@ -311,7 +311,6 @@ def reward_from(spec: str, judge: bool = False):
         name = spec[5:]
         if name not in RULES: raise ConfigError(f"{what} {spec}: no such rule\nFix: use one of {', '.join('rule:' + r for r in RULES)}, or a reward model folder")
         return RULES[name]
-    from ftbook.models import resolve_model
     resolve_model(spec)
     return reward_model_fn(spec)
 
@@ -540,7 +539,7 @@ def _result(algo, before, after, history, monitor, secs, cfg, **extra) -> Result
          "judge_after": after["judge"], "kl_to_reference": after["kl_to_reference"],
          "mean_length_before": before["mean_length"], "mean_length_after": after["mean_length"],
          "train_steps": cfg.max_steps, "train_seconds": secs, "alarms": len(monitor.alarms),
-         "peak_memory_mb": _peak_mb(), **extra}
+         "peak_memory_mb": peak_memory_mb(), **extra}
     preds = [{"prompt": b["prompt"], "response_before": b["response"], "response_after": a["response"],
               "reward_before": b["reward"], "reward_after": a["reward"], "judge_before": b["judge"], "judge_after": a["judge"]}
              for b, a in zip(before["rows"], after["rows"])]
@@ -551,13 +550,6 @@ def _result(algo, before, after, history, monitor, secs, cfg, **extra) -> Result
     lines += [f"alarm at step {a['step']} ({a['kind']}): {a['message']}" for a in monitor.alarms]
     return Result(metrics=m, history=[{k: v for k, v in h.items() if k != "sample"} for h in history], predictions=preds,
                   lines=lines)
-
-
-def _peak_mb() -> float:
-    "Peak memory of this process so far (MB): the GPU's allocator on CUDA, else the resident set's high-water mark."
-    if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/07_rlhf.ipynb #58fd2c4c
 def plot_runs(runs: dict[str, list[dict]],  # label -> a run's `Result.history`
@@ -687,9 +679,6 @@ def rlhf_recipe(quick: bool = False  # a check that the loop runs: 4 reward-mode
                ) -> Result:
     """Train a chapter-06 reward model for 12 steps, then a few PPO updates of the profile's policy against it, judged by
     `distinct_words`; held-out reward, judge, KL and length before and after."""
-    from ftbook.config import model_for
-    from ftbook.data import split_data
-    from ftbook.reward import FULL_LR as REWARD_LR, RewardModelConfig, load_preferences, load_reward_model, train_pairwise
     train, test = split_data(load_preferences("preferences"), eval_size=0.2, seed=0)
     rm_name = model_for("encoder")
     rm_cfg = RewardModelConfig.for_profile(max_steps=4 if quick else 12, learning_rate=2 * REWARD_LR)

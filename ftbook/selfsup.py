@@ -32,8 +32,9 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 
 from .data import load_data, split_data
 from .metrics import perplexity
-from .models import load_model, load_tokenizer, resolve_model
+from .models import load_model, load_tokenizer, resolve_model, checkpoint_keys
 from .train import last_checkpoint, print_plan, run_training, seed_everything, training_args
+from .fast import fast_defaults
 
 # %% ../nbs/04_selfsup.ipynb #83db4924
 def tokenize_docs(tokenizer, texts: list[str],  # one document per item
@@ -148,26 +149,11 @@ class MaskEpoch(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs): self.collator.epoch = int(state.epoch or 0)
 
 # %% ../nbs/04_selfsup.ipynb #0b4847ff
-def _checkpoint_keys(where: str) -> set[str]:
-    "Tensor names stored in the safetensors files of a model folder or hub id."
-    folder = Path(where)
-    if not folder.is_dir():
-        from huggingface_hub import snapshot_download
-        folder = Path(snapshot_download(where, allow_patterns=["*.safetensors", "*.safetensors.index.json"]))
-    index = folder / "model.safetensors.index.json"
-    if index.exists(): return set(json.loads(index.read_text())["weight_map"])
-    from safetensors import safe_open
-    keys = set()
-    for f in folder.glob("*.safetensors"):
-        with safe_open(str(f), "pt") as st: keys |= set(st.keys())
-    return keys
-
-
 def new_head_parameters(model,  # a model loaded from `name`
                         name: str,  # the preset, folder or hub id it was loaded from
                         ) -> list[str]:
     "Names of the head's parameters that the checkpoint does not hold: a freshly initialised head ([] if it had one)."
-    keys = _checkpoint_keys(resolve_model(name))
+    keys = checkpoint_keys(resolve_model(name))
     prefix = model.base_model_prefix + "."
     head = [n for n, _ in model.named_parameters() if not n.startswith(prefix)]
     return [n for n in head if n not in keys and n.removeprefix(prefix) not in keys]
@@ -303,7 +289,6 @@ class PerplexityProbe(TrainerCallback):
 # %% ../nbs/04_selfsup.ipynb #4d2cee31
 def _trainer(model, data, collator, cfg: PretrainConfig, output_dir: Path, steps: int, lr: float, save_steps: int,
              callbacks=(), grad_accum: int = 1) -> Trainer:
-    from ftbook.fast import fast_defaults
     fast = fast_defaults(model)  # chapter 10: Liger for a decoder when installed, the fused optimizer
     liger = fast.liger and type(model).__name__.endswith("ForCausalLM")
     print(fast.padded_line("blocks of equal length: nothing to pad") + ("; Liger on" if liger else ""))

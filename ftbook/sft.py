@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataError, ModelError, Profile, Result, check_ranges, get_profile, sized_for
-from .data import detect_format, load_data, to_messages
-from .models import CHATML_TEMPLATE
+from .config import DataError, ModelError, Profile, Result, check_ranges, get_profile, sized_for, model_for
+from .data import detect_format, load_data, to_messages, split_data
+from .models import CHATML_TEMPLATE, chat, load_model, load_tokenizer
+from .train import add_lora
+from .fast import fast_defaults
 
 # %% auto #0
 __all__ = ['SFT_FORMATS', 'FULL_LR', 'load_conversations', 'has_generation_markers', 'training_template', 'encode_conversation',
@@ -30,8 +32,6 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from .models import chat, load_model, load_tokenizer
-from .lora import add_lora
 from .train import (default_learning_rate, last_checkpoint, print_plan, run_training,
                           training_args, use_progress_bar)
 
@@ -269,7 +269,6 @@ def prepare_sft(tokenizer,
 
 
 def _sft_trainer(model, tokenizer, train, eval, cfg: InstructConfig, output_dir) -> SFTTrainer:
-    from ftbook.fast import fast_defaults
     fast = fast_defaults(model)  # padding-free packing, attention, Liger, optimizer for this machine (chapter 10)
     fast.apply(model)  # an architecture without the chosen attention keeps SDPA and padded batches
     print(fast.line)
@@ -335,8 +334,6 @@ def train_sft(model, tokenizer,
 def sft_recipe(quick: bool = False  # the same run: the tour's 3 steps of 2 conversations are already a short one
               ) -> Result:
     "Instruction-tune SmolLM2 briefly on the shipped conversations and report the held-out loss and the label masks."
-    from ftbook.config import model_for
-    from ftbook.data import split_data
     name = model_for("causal_lm")
     convs = load_conversations("instructions")
     train, held = split_data(Dataset.from_dict({"messages": convs}), eval_size=0.1)

@@ -12,20 +12,24 @@ import os
 import warnings
 from pathlib import Path
 
-from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process
+from .config import ConfigError, Profile, atomic_write, get_profile, is_main_process, FtbookError
+from .models import resolve_model, TASKS, memory_estimate, load_model
 
 # %% auto #0
 __all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'GIB', 'KNOWN_CONFIGS', 'PRECISIONS', 'CARDS', 'quiet',
            'seed_everything', 'training_args', 'lr_range_test', 'suggest_lr', 'plot_lr_range', 'CheckpointMarker',
            'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
            'planned_steps', 'plan_line', 'print_plan', 'run_training', 'full_state_dict', 'save_model', 'plot_losses',
-           'default_learning_rate', 'model_config', 'Arch', 'arch_of', 'lora_trainable', 'activation_bytes',
-           'estimate_memory', 'measured_peak', 'Plan', 'plan_memory', 'plot_plans']
+           'default_learning_rate', 'lora_targets', 'add_lora', 'adapted_layers', 'lora_param_count',
+           'trainable_params', 'model_config', 'Arch', 'arch_of', 'lora_trainable', 'activation_bytes',
+           'estimate_memory', 'reset_peak_memory', 'peak_memory_mb', 'memory_now_mb', 'measured_peak', 'Plan',
+           'plan_memory', 'plot_plans']
 
 # %% ../nbs/02b_train.ipynb #29f92282
 import numpy as np
 import torch
 import transformers
+from torch import nn
 from transformers import TrainingArguments
 
 # %% ../nbs/02b_train.ipynb #9708767e
@@ -163,9 +167,6 @@ def last_checkpoint(run_dir: str | os.PathLike  # the Trainer's output_dir
     return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 # %% ../nbs/02b_train.ipynb #d316ccdf
-from .config import FtbookError
-
-
 class TrainingError(FtbookError):
     "Training stopped on a fault it cannot recover from by itself (non-finite loss, out of memory)."
 
@@ -441,6 +442,88 @@ def default_learning_rate(learning_rate: float | None,  # the config's value; No
     if learning_rate is not None: return learning_rate
     return full * LORA_LR_SCALE if lora_r else full
 
+# %% ../nbs/02b_train.ipynb #ada9413b
+def lora_targets(model: torch.nn.Module,  # the model the adapters go on
+                 targets: str | list[str] = "all-linear",  # 'all-linear', or module names, as a list or comma-separated
+                ) -> str | list[str]:
+    "`targets` as peft's `LoraConfig(target_modules=...)` takes them, after checking each name is a linear layer of `model`."
+    if targets == "all-linear": return targets
+    names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
+    from transformers.pytorch_utils import Conv1D  # GPT-2 style linear layers
+    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+    missing = [t for t in names if t not in linear]
+    if missing or not names:
+        raise ConfigError(f"LoRA target module {', '.join(map(repr, missing)) or '(none given)'} is not a linear layer of "
+                          f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}.\n"
+                          f"Fix: pass some of those names (e.g. --lora-targets {','.join(sorted(linear)[:2])}) or 'all-linear'.")
+    return names
+
+# %% ../nbs/02b_train.ipynb #7ac540d6
+def add_lora(model,  # a transformers model
+             task: str,  # 'seq-cls' or 'causal-lm', as `load_model` names tasks
+             r: int,  # adapter rank (>= 1): trainable parameters grow linearly with it
+             alpha: int = 0,  # scale numerator: updates are scaled by alpha / r (0: 2 * r)
+             dropout: float = 0.05,  # dropout on the adapter's input
+             targets: str | list[str] = "all-linear",  # linear layers that get adapters (checked by `lora_targets`)
+             train_in_full: list[str] = (),  # more modules to train in full and save with the adapters (weights a checkpoint lacks)
+            ):
+    "`model` wrapped with LoRA adapters by peft; a classifier's new head is trained in full and saved with them."
+    from peft import LoraConfig, get_peft_model
+    kinds = {"seq-cls": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
+    if task not in kinds: raise ConfigError(f"LoRA task {task!r} is not one of {', '.join(kinds)}")
+    if r < 1: raise ConfigError(f"LoRA rank must be >= 1, not {r}")
+    cfg = LoraConfig(task_type=kinds[task], r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout,
+                     target_modules=lora_targets(model, targets),  # SEQ_CLS also puts the head ('classifier'/'score') in:
+                     modules_to_save=list(train_in_full) or None)
+    return get_peft_model(model, cfg)
+
+# %% ../nbs/02b_train.ipynb #308026c1
+def _linear_layers(model: nn.Module) -> dict[str, nn.Module]:
+    from transformers.pytorch_utils import Conv1D
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))}
+
+
+def _layer_shape(m) -> tuple[int, int]:
+    "(in, out) of a linear layer (GPT-2's Conv1D stores its weight transposed)."
+    return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else tuple(m.weight.shape)
+
+
+def _head_names(model) -> set[str]:
+    "Names of the output layers 'all-linear' leaves out, as peft does: the LM head, or a classifier's head."
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    heads = {n for n, m in model.named_modules() if out is not None and m is out}
+    for h in ("classifier", "score"):
+        m = getattr(model, h, None)
+        if m is not None: heads |= {n for n, mm in model.named_modules() if mm is m or n.startswith(h + ".")}
+    return heads
+
+
+def adapted_layers(model: nn.Module,  # the model before adapters are added
+                   targets: str | list[str] = "all-linear",  # as `add_lora` takes them
+                  ) -> dict[str, tuple[int, int]]:
+    "Full name -> (in, out) of every linear layer that LoRA adapters with `targets` go on."
+    names = lora_targets(model, targets)
+    layers, heads = _linear_layers(model), _head_names(model)
+    if names == "all-linear": return {n: _layer_shape(m) for n, m in layers.items() if n not in heads}
+    return {n: _layer_shape(m) for n, m in layers.items() if n.rsplit(".", 1)[-1] in names}
+
+
+def lora_param_count(model: nn.Module,  # the model before adapters are added
+                     r: int,  # adapter rank
+                     targets: str | list[str] = "all-linear",
+                     train_in_full: list[str] = (),  # modules trained in full beside the adapters (e.g. a new head)
+                    ) -> int:
+    "Trainable parameters of LoRA at rank `r`, counted by hand: r x (in + out) per adapted layer, plus every weight of `train_in_full`."
+    inside = lambda n: any(n == m or n.startswith(m + ".") for m in train_in_full)
+    adapters = sum(r * (i + o) for n, (i, o) in adapted_layers(model, targets).items() if not inside(n))  # trained in full instead
+    full = sum(p.numel() for n, p in model.named_parameters() if inside(n))
+    return adapters + full
+
+
+def trainable_params(model: nn.Module) -> int:
+    "Parameters the optimizer will update (requires_grad), each counted once."
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
 # %% ../nbs/02b_train.ipynb #9f317773
 import copy
 from dataclasses import dataclass, field, replace as _replace
@@ -472,7 +555,6 @@ def model_config(name):  # a preset, folder or hub id, a transformers config, or
     if str(name) in KNOWN_CONFIGS:
         kind, kw = KNOWN_CONFIGS[str(name)]
         return CONFIG_MAPPING[kind](**kw)
-    from ftbook.models import resolve_model
     return AutoConfig.from_pretrained(resolve_model(name))
 
 
@@ -496,7 +578,6 @@ def arch_of(name,  # a preset, folder or hub id, a transformers config, or a mod
             task: str = "causal-lm",  # the head the run trains: 'causal-lm', 'masked-lm' or 'seq-cls'
            ) -> Arch:
     "The model's shape, with its exact parameter count: the model is built on PyTorch's 'meta' device, which allocates no memory."
-    from ftbook.models import TASKS
     c = model_config(name)
     if hasattr(name, "parameters"): model = name
     else:
@@ -505,7 +586,6 @@ def arch_of(name,  # a preset, folder or hub id, a transformers config, or a mod
     heads = c.num_attention_heads
     kv = getattr(c, "num_key_value_heads", None) or heads
     decoder = not getattr(c, "is_encoder_decoder", False) and c.model_type not in ("bert", "roberta", "xlm-roberta", "distilbert", "modernbert", "electra", "deberta-v2")
-    from ftbook.lora import adapted_layers  # the layers PEFT's 'all-linear' adapts (every linear layer but the output head)
     linears = tuple((n, i, o) for n, (i, o) in adapted_layers(model, "all-linear").items())
     label = str(name) if isinstance(name, (str, os.PathLike)) else (getattr(c, "_name_or_path", "") or c.model_type)
     return Arch(label,
@@ -564,7 +644,6 @@ def estimate_memory(arch: Arch,  # from `arch_of`
     trainable = {"full": n, "inference": 0}.get(method, lora_trainable(arch, lora_r, lora_targets))
     kept, working = activation_bytes(arch, tokens, seq_len, low, checkpointing and method != "inference", math_attention)
     if method == "inference": kept, working = 0, working // 2  # nothing is kept for a backward pass
-    from ftbook.models import memory_estimate
     states = memory_estimate(n, "float32", trainable)  # chapter 01's count: float32 gradients and AdamW's two moments, in GiB
     weight_bytes = {"qlora": 0.55, "inference": low}.get(method, 4)  # NF4 with double quantisation: about 0.55 bytes a weight
     parts = {"weights": n * weight_bytes / GIB,
@@ -576,10 +655,37 @@ def estimate_memory(arch: Arch,  # from `arch_of`
     return parts
 
 # %% ../nbs/02b_train.ipynb #375d07aa
+def reset_peak_memory():
+    "Start a new peak-memory measurement: the GPU allocator's peak on CUDA, else the resident set's high-water mark (Linux)."
+    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    elif Path("/proc/self/clear_refs").exists():
+        try: Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM and ru_maxrss to the current resident set
+        except OSError: pass  # not permitted here: the peak then counts from the process's start
+
+
+def peak_memory_mb() -> float:
+    "Peak memory since `reset_peak_memory` (or since the process started), in MB."
+    if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"): return int(line.split()[1]) / 1024  # the resident set's high-water mark, kB
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_now_mb() -> float:
+    "Memory in use now, in MiB: the CUDA allocator's on a GPU, else the resident set (Linux; NaN elsewhere)."
+    if torch.cuda.is_available(): return torch.cuda.memory_allocated() / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _peak_worker(name, task, micro_batch, seq_len, steps, checkpointing, queue):
     import gc
-    from ftbook.dpo import peak_memory_mb, reset_peak_memory
-    from ftbook.models import load_model
     torch.manual_seed(0)
     gc.collect(); reset_peak_memory()
     start = 0.0 if torch.cuda.is_available() else peak_memory_mb()  # the process before the model: left out
