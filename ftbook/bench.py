@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .config import ConfigError, DATA_DIR, Result, get_profile
-from .fast import FastSettings, fast_defaults, padding_share
-from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args, peak_memory_mb, reset_peak_memory, plan_memory
+from .fast import padding_share
+from .train import KNOWN_CONFIGS, quiet, seed_everything, training_args, peak_memory_mb, reset_peak_memory, plan_memory, FastSettings, fast_defaults
 from .sft import InstructConfig
 
 # %% auto #0

@@ -33,8 +33,7 @@ from trl import DPOConfig, DPOTrainer
 from .models import load_tokenizer
 from .stats import proportion_interval
 from .rlhf import load_policy, token_logprobs
-from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args, peak_memory_mb, reset_peak_memory
-from .fast import fast_defaults
+from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args, peak_memory_mb, reset_peak_memory, fast_defaults
 from .reward import load_preferences
 
 # %% ../nbs/08_dpo.ipynb #b8c30a17

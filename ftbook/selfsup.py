@@ -33,8 +33,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 from .data import load_data, split_data
 from .metrics import perplexity
 from .models import load_model, load_tokenizer, resolve_model, checkpoint_keys
-from .train import last_checkpoint, print_plan, run_training, seed_everything, training_args
-from .fast import fast_defaults
+from .train import last_checkpoint, print_plan, run_training, seed_everything, training_args, fast_defaults
 
 # %% ../nbs/04_selfsup.ipynb #83db4924
 def tokenize_docs(tokenizer, texts: list[str],  # one document per item

@@ -18,8 +18,7 @@ from pathlib import Path
 from .config import DataError, ModelError, Profile, Result, check_ranges, get_profile, sized_for, model_for
 from .data import detect_format, load_data, to_messages, split_data
 from .models import CHATML_TEMPLATE, chat, load_model, load_tokenizer
-from .train import add_lora
-from .fast import fast_defaults
+from .train import add_lora, fast_defaults
 
 # %% auto #0
 __all__ = ['SFT_FORMATS', 'FULL_LR', 'load_conversations', 'has_generation_markers', 'training_template', 'encode_conversation',

@@ -143,10 +143,10 @@ def test_bench_bad_input_exits_2_writing_nothing(tmp_path, flags, expect):
 
 def test_cpu_packing_is_checked_on_the_model_and_falls_back_to_padding(tiny, monkeypatch):
     "`apply` tries two packed documents on the model: it keeps padding-free batches where they stay apart, and pads where not."
-    import ftbook.fast
+    import ftbook.train  # FastSettings lives there (chapter 2c)
     kept = fast_defaults(tiny, "cpu", device="cpu")
     assert kept.apply(tiny) is tiny and kept.padding_free
-    monkeypatch.setattr(ftbook.fast, "packed_vs_separate", lambda model, docs: {"max_logit_diff": 0.5})  # a model that leaks
+    monkeypatch.setattr(ftbook.train, "packed_vs_separate", lambda model, docs: {"max_logit_diff": 0.5})  # a model that leaks
     fell = fast_defaults(tiny, "cpu", device="cpu")
     fell.apply(tiny)
     assert not fell.padding_free and "saw each other" in fell.line and "0.5" in fell.line

@@ -7,9 +7,9 @@ import ftbook
 
 LAYERS = [  # (layer, its modules in import order: a module may import the layers below and the modules before it in its own)
     ("ground", ["config", "stats", "metrics", "data", "models"]),
-    ("training machinery", ["train", "fast"]),
+    ("training machinery", ["train"]),
     # chapter 3 uses the leakage tools its companion chapter 3a builds, so leakage comes first
-    ("methods", ["leakage", "pitfalls", "selfsup", "sft", "classify", "reward", "rlhf", "dpo"]),
+    ("methods", ["leakage", "pitfalls", "selfsup", "sft", "classify", "reward", "rlhf", "dpo", "fast"]),
     ("cross-chapter tools", ["lora", "bench", "scale"]),
     ("command line", ["cli"]),
 ]
@@ -121,3 +121,15 @@ def test_a_function_local_import_needs_its_reason(tmp_path):
 def test_a_later_module_of_the_same_layer_is_refused(tmp_path):
     errors = layer_errors(_copy_with(tmp_path, "sft", "from ftbook.dpo import pair_summary"))
     assert len(errors) >= 1 and "comes after it in the methods layer" in errors[0], errors
+
+
+def test_the_index_shows_the_same_layers():
+    "The docs home page's table (nbs/index.ipynb, 'How the library is built') lists the modules in the order above."
+    import json, re
+    index = Path(__file__).parents[1] / "nbs" / "index.ipynb"
+    text = "".join("".join(c["source"]) for c in json.loads(index.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "markdown")
+    section = text.split("## How the library is built", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\|\s*([^|]*?)\s*\|\s*`(\w+)`\s*\|", section, re.M)
+    assert [m for _, m in rows] == [m for _, mods in LAYERS for m in mods], rows
+    starts = [(label.strip(), m) for label, m in rows if label.strip()]
+    assert [(name, mods[0]) for name, mods in LAYERS] == starts, starts

@@ -223,18 +223,20 @@ def test_padding_free_batches_train_exactly_as_padded_ones(monkeypatch):
     same loss at every step and the same held-out loss. SmolLM2, because its attention is sharp: had one conversation seen
     the one packed before it, its logits would move by whole units and the losses would part at the first step."""
     import dataclasses
-    import ftbook.fast
+    import ftbook.sft
     from ftbook.sft import load_sft_model, train_sft
-    assert ftbook.fast.fast_defaults(None, "cpu", device="cpu").padding_free
+    assert ftbook.sft.fast_defaults(None, "cpu", device="cpu").padding_free
     name, convs, runs = "smollm2-135m-instruct", load_conversations("instructions"), {}
-    original = ftbook.fast.fast_defaults
+    original = ftbook.sft.fast_defaults
+    seen = []
     for padding_free in (False, True):
-        monkeypatch.setattr(ftbook.fast, "fast_defaults", lambda *a, **k: dataclasses.replace(original(*a, **k), padding_free=padding_free))
+        monkeypatch.setattr(ftbook.sft, "fast_defaults", lambda *a, **k: seen.append(padding_free) or dataclasses.replace(original(*a, **k), padding_free=padding_free))
         cfg = InstructConfig.for_profile("cpu", batch_size=4, max_steps=2, save_steps=0)
         torch.manual_seed(0)
         res = train_sft(load_sft_model(name, cfg), load_tokenizer(name), convs[:16], convs[16:20], cfg, name=name)
         m = res.metrics
         runs[padding_free] = ([h["loss"] for h in res.history if "loss" in h], m["eval_loss_after"], m["eval_loss_before"])
+    assert set(seen) == {False, True}, seen  # train_sft took the patched settings: both kinds of batch really ran
     (padded, padded_eval, before), (free, free_eval, _) = runs[False], runs[True]
     assert len(padded) == 2 and padded == pytest.approx(free, rel=1e-4), runs
     assert padded_eval == pytest.approx(free_eval, rel=1e-4) and abs(padded_eval - before) > 1e-3, runs  # and training moved it
