@@ -8,6 +8,7 @@ Docs: https://ftbook.github.io/ftbook/config.html.md"""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 from contextlib import contextmanager
@@ -18,10 +19,10 @@ from typing import Callable
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR', 'FtbookError', 'ConfigError',
-           'ModelError', 'DataError', 'check_fields', 'Profile', 'check_ranges', 'sized_for', 'detect_profile',
-           'get_profile', 'hub_reachable', 'offline', 'model_for', 'Preset', 'cache_dir', 'is_main_process',
-           'atomic_write', 'Result']
+__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR', 'RECORDED_DIR', 'FtbookError',
+           'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile', 'check_ranges', 'sized_for',
+           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'Preset', 'cache_dir',
+           'is_main_process', 'atomic_write', 'recorded', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -282,6 +283,21 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)place
 import ftbook
 DATA_DIR = Path(ftbook.__file__).parent / "data"
 "Folder of the datasets shipped inside the package (see its README)."
+
+# %% ../nbs/00_config.ipynb #04f79a74
+RECORDED_DIR = Path(ftbook.__file__).parent / "recorded"
+"Folder of the recorded results: `NAME.json` beside `NAME.py`, the script that made it (`python -m ftbook.recorded.NAME`)."
+
+
+def recorded(name: str,  # the file name without `.json`, e.g. 'exp_forgetting'
+            ) -> dict:
+    "The recorded result `name` as a dict; `script` is added: the file that made it, or None."
+    f = RECORDED_DIR / f"{name}.json"
+    if not f.exists():
+        have = ", ".join(sorted(p.stem for p in RECORDED_DIR.glob("*.json")))
+        raise ConfigError(f"no recorded result {name!r} in {RECORDED_DIR}; the recorded results are: {have}")
+    script = f.with_suffix(".py")
+    return {**json.loads(f.read_text(encoding="utf-8")), "script": str(script) if script.exists() else None}
 
 # %% ../nbs/00_config.ipynb #da3ecff7
 @dataclass

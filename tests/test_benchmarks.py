@@ -10,7 +10,7 @@ from conftest import ROOT
 
 
 def _run(tool, *args, timeout=900):
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / tool), *map(str, args)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(ROOT / "ftbook" / "recorded" / tool), *map(str, args)], capture_output=True, text=True,
                        timeout=timeout, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r

@@ -40,7 +40,8 @@ def test_wheel_ships_data_metrics_and_modules(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ["ftbook/cli.py", "ftbook/models.py", "ftbook/data/reviews.jsonl", "ftbook/data/README.md",
               "ftbook/data/domain_sailing.txt", "ftbook/metric_modules/accuracy/accuracy.py",
-              "ftbook/metric_modules/perplexity/perplexity.py"]:
+              "ftbook/metric_modules/perplexity/perplexity.py",
+              "ftbook/recorded/exp_forgetting.json", "ftbook/recorded/exp_forgetting.py"]:  # a recorded result and its script
         assert f in names, f
 
 

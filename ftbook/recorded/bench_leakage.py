@@ -1,4 +1,4 @@
-"""Benchmark `ftbook.pitfalls.leakage_report` on 100,000 training x 10,000 evaluation short texts, beside two baselines.
+"""Benchmark `ftbook.leakage.leakage_report` on 100,000 training x 10,000 evaluation short texts, beside two baselines.
 
 All three arms run in one process on the same generated data:
 
@@ -15,8 +15,8 @@ clause added. For each arm the benchmark reports seconds, the share of planted r
 row), the same share among the plants whose true similarity reaches the threshold (a one-word edit of an 8-word text
 may not), and the rows it flagged that were not planted.
 
-    python tools/bench_leakage.py                 # 100k x 10k, writes tools/bench_leakage.json
-    python tools/bench_leakage.py --n-train 20000 --n-eval 2000 --out /tmp/b.json
+    python ftbook/recorded/bench_leakage.py                 # 100k x 10k, writes ftbook/recorded/bench_leakage.json
+    python ftbook/recorded/bench_leakage.py --n-train 20000 --n-eval 2000 --out /tmp/b.json
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ comparison the chapter reports:
 
 - **DPO, full and LoRA** (rank 16, all linear layers; the reference is the adapters switched off), each in its own
   process so its peak memory is its own: 12 steps of 8 training pairs, the chapter-07 PPO budget (12 updates of 8 prompts).
-- **PPO**: the run recorded in `tools/exp_rlhf_smollm2.json` (its `ppo` arm: the chapter-06 MiniLM reward model trained on
+- **PPO**: the run recorded in `ftbook/recorded/exp_rlhf_smollm2.json` (its `ppo` arm: the chapter-06 MiniLM reward model trained on
   the same training pairs, 12 updates of 8 prompts). Its held-out responses before and after are read from that file.
 - **Held-out prompts and sampling**: the first 32 prompts of the held-out pairs, one response each, sampled exactly as
   chapter 7 samples them (`evaluate_policy`: pure sampling at temperature 1, 24 new tokens, seed 1234 before and after),
@@ -18,7 +18,7 @@ comparison the chapter reports:
 
 Written as JSON, with the machine:
 
-    python tools/exp_dpo_smollm2.py --json tools/exp_dpo_smollm2.json     # about 15 minutes on 2 idle CPU cores
+    python ftbook/recorded/exp_dpo_smollm2.py --json ftbook/recorded/exp_dpo_smollm2.json     # about 15 minutes on 2 idle CPU cores
 """
 import argparse
 import hashlib
