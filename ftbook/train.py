@@ -664,13 +664,18 @@ def reset_peak_memory():
         except OSError: pass  # not permitted here: the peak then counts from the process's start
 
 
+def _status_mb(field: str) -> float | None:
+    "A memory line of /proc/self/status ('VmHWM': the resident set's high-water mark, 'VmRSS': now), in MB; None off Linux."
+    status = Path("/proc/self/status")
+    if not status.exists(): return None
+    return next((int(l.split()[1]) / 1024 for l in status.read_text().splitlines() if l.startswith(field + ":")), None)  # kB
+
+
 def peak_memory_mb() -> float:
     "Peak memory since `reset_peak_memory` (or since the process started), in MB."
     if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"): return int(line.split()[1]) / 1024  # the resident set's high-water mark, kB
+    peak = _status_mb("VmHWM")
+    if peak is not None: return peak
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -678,11 +683,8 @@ def peak_memory_mb() -> float:
 def memory_now_mb() -> float:
     "Memory in use now, in MiB: the CUDA allocator's on a GPU, else the resident set (Linux; NaN elsewhere)."
     if torch.cuda.is_available(): return torch.cuda.memory_allocated() / 2**20
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
-    return float("nan")
+    now = _status_mb("VmRSS")
+    return float("nan") if now is None else now
 
 
 def _peak_worker(name, task, micro_batch, seq_len, steps, checkpointing, queue):
