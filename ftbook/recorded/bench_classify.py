@@ -12,9 +12,9 @@ Data: every labelled set ftbook ships, split with `ftbook.data.split_data(eval_s
   - sailing_topics / label: 320 sailing sentences, 4 topics.
 That is 2,000 labelled examples of 1,160 distinct texts, the largest labelled real text available offline.
 
-    python ftbook/recorded/bench_classify.py                      # 1 seed, 3 epochs; prints a table
-    python ftbook/recorded/bench_classify.py --seeds 0 1 2 --json ftbook/recorded/bench_classify.json
-    python ftbook/recorded/bench_classify.py --tasks reviews/label
+    python -m ftbook.recorded.bench_classify                      # 1 seed, 3 epochs; prints a table
+    python -m ftbook.recorded.bench_classify --seeds 0 1 2 --json bench_classify.json
+    python -m ftbook.recorded.bench_classify --tasks reviews/label
 """
 import argparse
 import json

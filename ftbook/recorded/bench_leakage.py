@@ -15,8 +15,8 @@ clause added. For each arm the benchmark reports seconds, the share of planted r
 row), the same share among the plants whose true similarity reaches the threshold (a one-word edit of an 8-word text
 may not), and the rows it flagged that were not planted.
 
-    python ftbook/recorded/bench_leakage.py                 # 100k x 10k, writes ftbook/recorded/bench_leakage.json
-    python ftbook/recorded/bench_leakage.py --n-train 20000 --n-eval 2000 --out /tmp/b.json
+    python -m ftbook.recorded.bench_leakage                 # 100k x 10k, writes bench_leakage.json here
+    python -m ftbook.recorded.bench_leakage --n-train 20000 --n-eval 2000 --out /tmp/b.json
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def main(argv=None):
     ap.add_argument("--n-eval", type=int, default=10_000)
     ap.add_argument("--threshold", type=float, default=0.6)
     ap.add_argument("--skip-naive", action="store_true", help="skip the slow naive-datasketch baseline")
-    ap.add_argument("--out", default=str(Path(__file__).with_name("bench_leakage.json")))
+    ap.add_argument("--out", default="bench_leakage.json")  # in the current folder: the shipped result stays as it is
     a = ap.parse_args(argv)
     import datasketch, ftbook.leakage  # noqa: F401  imported here, so that no arm pays for the imports
     where = machine()

@@ -18,7 +18,7 @@ comparison the chapter reports:
 
 Written as JSON, with the machine:
 
-    python ftbook/recorded/exp_dpo_smollm2.py --json ftbook/recorded/exp_dpo_smollm2.json     # about 15 minutes on 2 idle CPU cores
+    python -m ftbook.recorded.exp_dpo_smollm2 --json exp_dpo_smollm2.json     # about 15 minutes on 2 idle CPU cores
 """
 import argparse
 import hashlib

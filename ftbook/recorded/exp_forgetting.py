@@ -17,8 +17,8 @@ part of the shipped `general` paragraphs (`general_split`, for perplexity) and a
 Each arm runs with three seeds (data order, LoRA initialisation). The result is written as JSON, with the machine,
 for chapter 3 to load and plot:
 
-    python ftbook/recorded/exp_forgetting.py --json ftbook/recorded/exp_forgetting.json          # about 20 minutes on 2 CPU cores
-    python ftbook/recorded/exp_forgetting.py --seeds 0 --arms full-3e-4 --json /tmp/x.json
+    python -m ftbook.recorded.exp_forgetting --json exp_forgetting.json          # about 20 minutes on 2 CPU cores
+    python -m ftbook.recorded.exp_forgetting --seeds 0 --arms full-3e-4 --json /tmp/x.json
 """
 import argparse
 import json

@@ -15,7 +15,7 @@ evaluation is the chapter's method on more tokens: `fill_mask_hits` (each scored
 sailing and general-probe text, 16 tokens each, against the same add-one-smoothed unigram guess, compared with
 `ftbook.stats.compare` (paired bootstrap interval, McNemar test). Written as JSON, with the machine:
 
-    python ftbook/recorded/exp_mlm_head.py --json ftbook/recorded/exp_mlm_head.json          # about 8 minutes on 2 CPU cores
+    python -m ftbook.recorded.exp_mlm_head --json exp_mlm_head.json          # about 8 minutes on 2 CPU cores
 """
 import argparse
 import json

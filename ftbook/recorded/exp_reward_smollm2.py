@@ -8,7 +8,7 @@ pairs, and reads each one's report card. The two models are then compared on the
 its score head reads the last token; an encoder reads `[CLS] prompt [SEP] response [SEP]` (`encode_response`).
 Written as JSON, with the machine:
 
-    python ftbook/recorded/exp_reward_smollm2.py --json ftbook/recorded/exp_reward_smollm2.json     # about 12 minutes on 2 CPU cores
+    python -m ftbook.recorded.exp_reward_smollm2 --json exp_reward_smollm2.json     # about 12 minutes on 2 CPU cores
 """
 import argparse
 import hashlib

@@ -8,7 +8,7 @@ those training pairs and are measured on held-out prompts (the prompts of the he
 before and after so the sampling noise is shared. The judge is the `distinct_words` rule, which the policies never see.
 Each arm runs in its own process, so its peak memory is its own. Written as JSON, with the machine:
 
-    python ftbook/recorded/exp_rlhf_smollm2.py --json ftbook/recorded/exp_rlhf_smollm2.json     # about 15 minutes on 2 idle CPU cores
+    python -m ftbook.recorded.exp_rlhf_smollm2 --json exp_rlhf_smollm2.json     # about 15 minutes on 2 idle CPU cores
 """
 import argparse
 import hashlib
