@@ -199,14 +199,16 @@ def run_arm(arm: Arm, arch: str,
             peak_tflops: float | None = None,
             precision: str = "fp32",  # 'bf16', 'fp16' or 'fp32'
             seed: int = 0,
-            learning_rate: float = 1e-3) -> dict:
+            learning_rate: float = 1e-3,
+            device: str | None = None,  # 'cuda' or 'cpu'; None: cuda where there is a GPU
+           ) -> dict:
     "Train `arch` from random weights for warmup + steps with TRL's `SFTTrainer` under `arm`'s settings; tokens/s, MFU, peak memory, loss."
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
     model = bench_model(arch, arm.attention, seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     n = (warmup + steps) * micro_batch
     ds = Dataset.from_dict({"input_ids": [data[i % len(data)][:max_length] for i in range(n)]})
@@ -214,7 +216,7 @@ def run_arm(arm: Arm, arch: str,
                          max_steps=warmup + steps, per_device_train_batch_size=micro_batch, gradient_accumulation_steps=1,
                          learning_rate=learning_rate, warmup_steps=0, lr_scheduler_type="constant", max_length=max_length, logging_steps=1, save_strategy="no", seed=seed, data_seed=seed,
                          gradient_checkpointing=arm.checkpointing, use_liger_kernel=arm.liger,  # padding-free: in the collator below
-                         optim=arm.optim, bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True,
+                         optim=arm.optim, bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True, use_cpu=device == "cpu",
                          dataset_kwargs={"skip_prepare_dataset": True})  # the data is token ids already
     collate = _Counting(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=arm.padding_free))
     clock = _StepClock()
@@ -223,7 +225,7 @@ def run_arm(arm: Arm, arch: str,
                          processing_class=_tokenizer(model.config.vocab_size))
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     for c in (PrinterCallback, ProgressCallback): trainer.remove_callback(c)  # one line per arm instead (`bench`'s `progress`)
-    reset_peak_memory()
+    reset_peak_memory(device)
     trainer.train()
     ends = np.array(clock.ends)
     first = max(warmup, 1)  # the clock starts at the end of the last warm-up step (or of the first step, without warm-up)
@@ -235,7 +237,7 @@ def run_arm(arm: Arm, arch: str,
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     res = {"name": arm.name, "tokens_per_s": float(rate), "tokens_per_s_ci": _rate_interval(tokens, secs),
            "mfu": 6 * n_params * rate / (peak_tflops * 1e12) if peak_tflops else None,
-           "peak_memory_gb": peak_memory_mb() * 2**20 / 1e9, "loss_at_end": float(np.mean(losses[-3:])),
+           "peak_memory_gb": peak_memory_mb(device) * 2**20 / 1e9, "loss_at_end": float(np.mean(losses[-3:])),
            "losses": losses, "measured_steps": len(secs), "step_tokens": tokens.tolist(), "step_seconds": secs.tolist(),
            "padding_share": float(1 - tokens.sum() / computed.sum()), "n_params": n_params, "why": arm.why}
     del trainer, model, collate
@@ -263,7 +265,6 @@ def bench(arch: str = "tiny",  # a name in `ARCHS`
     device = device or ("cuda" if cuda else "cpu")
     if device not in ("cuda", "cpu"): raise ConfigError(f"unknown --device {device!r}\nFix: use cuda or cpu")
     if device == "cuda" and not cuda: raise ConfigError("--device cuda, but PyTorch sees no CUDA GPU here\nFix: use --device cpu, or run on a GPU machine")
-    if device == "cpu" and cuda: raise ConfigError("--device cpu on a machine with a GPU: the trainer would use the GPU\nFix: set CUDA_VISIBLE_DEVICES= to hide it")
     gpu = device == "cuda"
     steps, warmup = steps or (30 if gpu else 6), warmup if warmup is not None else (5 if gpu else 2)
     if steps < 2: raise ConfigError(f"--steps {steps}: at least 2 measured steps are needed for a rate\nFix: --steps 2 or more")
@@ -297,7 +298,7 @@ def bench(arch: str = "tiny",  # a name in `ARCHS`
            "seed": seed, "learning_rate": learning_rate, "padding_share": padding_share(lengths, micro_batch), "arms": [], "skipped": skipped}
     base = None
     for arm in all_arms:
-        r = run_arm(arm, arch, data, micro_batch, max_length, steps, warmup, peak, precision, seed, learning_rate)
+        r = run_arm(arm, arch, data, micro_batch, max_length, steps, warmup, peak, precision, seed, learning_rate, device)
         if arm.name == "trl_defaults": base = r
         if base: r["speedup"], r["speedup_ci"] = r["tokens_per_s"] / base["tokens_per_s"], speedup_interval(r, base)
         out["arms"].append(r)

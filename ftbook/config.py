@@ -12,17 +12,17 @@ import json
 import os
 import socket
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR', 'RECORDED_DIR', 'FtbookError',
-           'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile', 'check_ranges', 'sized_for',
-           'detect_profile', 'get_profile', 'hub_reachable', 'offline', 'model_for', 'Preset', 'cache_dir',
-           'is_main_process', 'atomic_write', 'recorded', 'Result']
+__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'GPU_DRY_VAR', 'DRY_SIZES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR',
+           'RECORDED_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile',
+           'check_ranges', 'sized_for', 'detect_profile', 'get_profile', 'dry_profile', 'needs_gpu', 'hub_reachable',
+           'offline', 'model_for', 'Preset', 'cache_dir', 'is_main_process', 'atomic_write', 'recorded', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -81,11 +81,23 @@ class Profile:
     grad_accum: int = 1  # micro-steps per optimizer step: effective batch = batch_size * grad_accum
     max_steps: int = 30  # optimizer steps for a chapter's demonstration run
     seed: int = 0  # one seed for data order, initialisation and sampling
+    dry: bool = False  # a dry run: a `#| gpu` cell's code path on a CPU, with offline models and a few steps (see `needs_gpu`)
 
     def with_(self, **overrides) -> "Profile":
         "A copy with some fields changed; unknown names raise `ConfigError`."
         check_fields(Profile, overrides)
         return replace(self, **overrides)
+
+    def trim(self, data, n: int = 8):  # a list, tuple, `datasets.Dataset` or DataFrame; `n`: how many a dry run keeps
+        "On a dry profile, the first `n` items of `data` (a `#| gpu` cell's data, seeds or sizes); on any other, `data` itself."
+        if not self.dry or len(data) <= n: return data
+        if hasattr(data, "select"): return data.select(range(n))  # a datasets.Dataset
+        if hasattr(data, "iloc"): return data.iloc[:n]  # a DataFrame
+        return data[:n]
+
+    def cap(self, name: str, value):  # a size field's name in `DRY_SIZES`, and the size a real run uses
+        "On a dry profile, `value` capped at `DRY_SIZES[name]`; on any other, `value` itself."
+        return _dry_cap(name, value) if self.dry else value
 
 # %% ../nbs/00_config.ipynb #4c8db906
 SHARED_FIELDS: dict[str, tuple] = {  # name -> (test of a valid value, the allowed range in words)
@@ -121,12 +133,14 @@ def sized_for(cls,  # the chapter config class
               overrides: dict,  # fields the caller sets; they win
               sizes=None,  # the chapter's sizes: {profile name: {field: value}}, or a function Profile -> {field: value}
              ):
-    "`cls` from the profile's shared fields, then the chapter's sizes for that profile, then `overrides` (unknown names raise)."
+    "`cls` from the profile's shared fields, then the chapter's sizes for that profile, then `overrides` (unknown names raise); a dry profile caps the sizes at `DRY_SIZES`."
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     check_fields(cls, overrides)
     own = sizes(p) if callable(sizes) else (sizes or {}).get(p.name, {})
     names = {f.name for f in fields(cls) if f.init}
-    return cls(**{**{k: getattr(p, k) for k in PROFILE_FIELDS if k in names}, **own, **overrides})
+    values = {**{k: getattr(p, k) for k in PROFILE_FIELDS if k in names}, **own, **overrides}
+    if p.dry: values = {**{k: v for k, v in _dry_caps(cls).items() if k not in values}, **{k: _dry_cap(k, v) for k, v in values.items()}}
+    return cls(**values)
 
 # %% ../nbs/00_config.ipynb #b296f1fd
 PROFILES: dict[str, Profile] = {
@@ -154,6 +168,48 @@ def get_profile(name: str | None = None,  # 'cpu', 'colab' or 'gpu'; None reads 
         raise ConfigError(f"Unknown profile {name!r} (from {'FTBOOK_PROFILE' if not overrides and os.environ.get('FTBOOK_PROFILE') == name else 'the argument'}); "
                           f"choose one of: {', '.join(PROFILES)}")
     return PROFILES[name].with_(**overrides)
+
+# %% ../nbs/00_config.ipynb #80ba14d7
+GPU_DRY_VAR = "FTBOOK_GPU_DRY"
+"Set to 'colab' or 'gpu', it makes `needs_gpu` return that profile's dry run: the `#| gpu` cells run on a CPU."
+
+DRY_SIZES = {"max_steps": 2, "num_epochs": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64, "block_size": 64,
+             "eval_length": 32, "eval_batch_size": 2, "max_new_tokens": 8, "num_generations": 2, "mini_batches": 2,
+             "ppo_epochs": 1, "n_domain": 8, "head_steps": 2, "n_eval": 4, "pppl_positions": 4, "eval_steps": 2, "eval_every": 2}
+"The most a dry run does: each field a chapter config has is capped at this value (`max_steps=-1`, 'until the epochs end', becomes 2)."
+
+
+def _dry_cap(name: str, value):
+    if name not in DRY_SIZES or isinstance(value, bool) or not isinstance(value, (int, float)): return value
+    if name == "max_steps" and value == -1: return DRY_SIZES[name]
+    return min(value, DRY_SIZES[name]) if value > 0 else value  # 0 means 'off' (no evaluation, no replay): it stays off
+
+
+def _dry_caps(cls) -> dict:
+    "The capped defaults of `cls`'s size fields: a default larger than its cap is capped too."
+    return {f.name: _dry_cap(f.name, f.default) for f in fields(cls) if f.init and f.name in DRY_SIZES and f.default is not MISSING}
+
+
+def dry_profile(name: str  # 'colab' or 'gpu'
+               ) -> Profile:
+    "The profile `name` for a dry run on a CPU: its offline models, float32, and sizes capped at `DRY_SIZES`."
+    if name not in ("colab", "gpu"):
+        raise ConfigError(f"{GPU_DRY_VAR}={name!r}: a dry run is of the 'colab' or 'gpu' profile\nFix: set {GPU_DRY_VAR}=colab or {GPU_DRY_VAR}=gpu")
+    p = PROFILES[name]
+    sizes = {k: _dry_cap(k, getattr(p, k)) for k in DRY_SIZES if hasattr(p, k)}
+    return p.with_(causal_lm=p.causal_lm_offline, encoder=p.encoder_offline, dtype="float32", dry=True, **sizes)
+
+
+def needs_gpu() -> Profile | None:
+    """The profile a `#| gpu` cell runs with: the card's on a GPU, the dry run's where `FTBOOK_GPU_DRY` is set.
+    Without either it prints one line and returns None: the cell then does nothing."""
+    if dry := os.environ.get(GPU_DRY_VAR): return dry_profile(dry)
+    import torch  # here, not at the top: reading the configuration needs no torch
+    if torch.cuda.is_available():
+        p = get_profile()
+        return p if p.name != "cpu" else get_profile(detect_profile())  # FTBOOK_PROFILE=cpu does not shrink a GPU cell
+    print("Skipped: this cell needs a GPU, and this machine has none (in Colab: Runtime > Change runtime type > T4 GPU).")
+    return None
 
 # %% ../nbs/00_config.ipynb #9ac04319
 def _truthy(v: str | None) -> bool: return (v or "").strip().lower() in {"1", "true", "yes", "on"}

@@ -656,9 +656,12 @@ def estimate_memory(arch: Arch,  # from `arch_of`
     return parts
 
 # %% ../nbs/02c_train.ipynb #375d07aa
-def reset_peak_memory():
+def _on_cuda(device: str | None) -> bool: return (device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
+
+
+def reset_peak_memory(device: str | None = None):  # 'cuda' or 'cpu'; None: cuda where there is a GPU
     "Start a new peak-memory measurement: the GPU allocator's peak on CUDA, else the resident set's high-water mark (Linux)."
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    if _on_cuda(device): torch.cuda.reset_peak_memory_stats()
     elif Path("/proc/self/clear_refs").exists():
         try: Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM and ru_maxrss to the current resident set
         except OSError: pass  # not permitted here: the peak then counts from the process's start
@@ -671,9 +674,10 @@ def _status_mb(field: str) -> float | None:
     return next((int(l.split()[1]) / 1024 for l in status.read_text().splitlines() if l.startswith(field + ":")), None)  # kB
 
 
-def peak_memory_mb() -> float:
+def peak_memory_mb(device: str | None = None  # 'cuda' or 'cpu'; None: cuda where there is a GPU
+                  ) -> float:
     "Peak memory since `reset_peak_memory` (or since the process started), in MB."
-    if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
+    if _on_cuda(device): return torch.cuda.max_memory_allocated() / 2**20
     peak = _status_mb("VmHWM")
     if peak is not None: return peak
     import resource

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ftbook.config import get_profile
 from ftbook.train import CARDS, Plan, arch_of, estimate_memory, lora_trainable, plan_memory
 
 NBS = Path(__file__).resolve().parent.parent / "nbs"
@@ -29,9 +30,19 @@ def gpu_cells() -> list[tuple[str, int]]:
     return out
 
 
+GUARD = "if gpu_profile := needs_gpu():"
+
+
+def _body(source: str) -> list[ast.stmt]:
+    "The cell's statements inside its guard, `if gpu_profile := needs_gpu():`, which becomes `gpu_profile = get_profile()`."
+    body = ast.parse(source).body
+    assert len(body) == 1 and source.splitlines()[1].startswith(GUARD), f"a #| gpu cell is one block under `{GUARD}`"
+    return ast.parse("gpu_profile = get_profile()").body + body[0].body
+
+
 def _split(source: str) -> tuple[list[ast.stmt], list[ast.stmt], list[str]]:
     "The cell's configuration (up to its last plan), the rest, and the names of its plans."
-    body = ast.parse(source).body
+    body = _body(source)
     is_plan = lambda s: isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id.endswith("plan") for t in s.targets)
     last = max((i for i, s in enumerate(body) if is_plan(s)), default=None)
     assert last is not None, "a #| gpu cell starts with its plan: `plan = plan_memory(...)`"
@@ -42,7 +53,7 @@ def _split(source: str) -> tuple[list[ast.stmt], list[ast.stmt], list[str]]:
 def _namespace(stem: str) -> dict:
     "What the notebook's cells see: its import cells, and its chapter module."
     nb = json.loads((NBS / f"{stem}.ipynb").read_text())
-    ns: dict = {}
+    ns: dict = {"get_profile": get_profile}
     for c in nb["cells"]:
         s = _src(c)
         if c["cell_type"] != "code" or s.lstrip().startswith(("#| export", "#| hide", "#| eval: false", "#| gpu")): continue

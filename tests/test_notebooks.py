@@ -1,8 +1,14 @@
 """Every notebook runs top to bottom (cpu profile, offline) the way a user runs it: copied alone into an empty folder,
 with ftbook installed, so a read of `../tools` or any other path relative to the notebook's folder fails the test. (CI
 installs ftbook editable, so a path built from `ftbook.__file__` could still reach the clone: a second test reads the
-code cells for such paths.) The book's own asserts are tests. Cells flagged `#| notest` or `#| gpu` are skipped, as `nbdev-test` skips them, except the closing export cell:
-"Run all" runs it, so here it runs too, and outside the repository it must do nothing.
+code cells for such paths.) The book's own asserts are tests. Cells flagged `#| notest` are skipped, as `nbdev-test`
+skips them, except the closing export cell: "Run all" runs it, so here it runs too, and outside the repository it must
+do nothing.
+
+Each `#| gpu` cell runs three times, where it stands in the notebook. First as "Run all" runs it on a machine without a
+GPU: it must print one line and nothing else. Then as a dry run of the `colab` profile and of the `gpu` profile
+(`FTBOOK_GPU_DRY`, chapter 0): the same code on the offline models, capped at two steps, so a GPU cell that raises
+fails here on every push. The dry runs check code paths; what they measure is not read.
 
 A notebook's time is reported, not asserted. The summary at the end of the run (conftest.py) lists each notebook's
 wall seconds and the CPU seconds of the process that ran it, slowest first, so a reviewer sees a notebook that grew.
@@ -31,12 +37,39 @@ def child_cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-RUN = """import sys
+RUN = """import os, sys, time
+import torch
+from execnb.shell import CaptureShell
 from nbdev.config import get_config
-from nbdev.test import test_nb
-cfg = get_config(sys.argv[2])  # the repository's settings, as nbdev-test would read them there
-ok, _ = test_nb(sys.argv[1], skip_flags=cfg.tst_flags.split(), profile=False, cell_timeout=int(cfg.cell_timeout))
-sys.exit(0 if ok else 1)"""
+from nbdev.process import NBProcessor
+from nbdev.test import _skip_cell
+fn, cfg = sys.argv[1], get_config(sys.argv[2])  # the repository's settings, as nbdev-test would read them there
+skip = [f for f in cfg.tst_flags.split() if f != "gpu"]
+nb = NBProcessor(fn, rm_directives=False, process=True).nb
+skipped, k = _skip_cell(nb, skip), CaptureShell(fn, profile=False)
+os.environ["IN_TEST"] = "1"
+
+def run(cell, dry=None):
+    if dry: os.environ["FTBOOK_GPU_DRY"] = dry
+    t0 = time.perf_counter()
+    try: k.cell(cell, timeout=int(cfg.cell_timeout))
+    finally: os.environ.pop("FTBOOK_GPU_DRY", None)
+    if k.exc:
+        sys.stderr.write((k.prettytb(fname=fn) or repr(k.exc)) + "\\n")
+        sys.exit(f"cell {cell.idx_} failed" + (f" in the {dry} dry run" if dry else ""))
+    return time.perf_counter() - t0
+
+os.chdir(os.path.dirname(os.path.abspath(fn)))  # the notebook's own folder, as Jupyter starts it
+for cell in nb.cells:
+    if skipped(cell): continue
+    if "gpu" not in (getattr(cell, "directives_", {}) or {}): run(cell); continue
+    if not torch.cuda.is_available():  # what "Run all" does on a laptop: one line, nothing else
+        run(cell)
+        said = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"]) for o in cell.outputs)
+        kinds = {o.get("output_type") for o in cell.outputs}
+        if kinds != {"stream"} or len(said.strip().splitlines()) != 1 or "needs a GPU" not in said:
+            sys.exit(f"gpu cell {cell.idx_} without a GPU: want one line saying it needs a GPU and no other output, got {kinds}: {said[-500:]!r}")
+    for dry in ("colab", "gpu"): print(f"gpu cell {cell.idx_}: {dry} dry run {run(cell, dry):.1f} s")"""
 
 
 def alone(nb: Path, folder: Path) -> Path:
@@ -60,6 +93,7 @@ def test_notebook_runs(nb, tmp_path, record_property):
     record_property("notebook_seconds", time.perf_counter() - t0)  # printed at the end of the run (conftest.py)
     record_property("notebook_cpu_seconds", child_cpu_seconds() - cpu0)
     assert r.returncode == 0, f"{nb.name} failed:\n{(r.stdout + r.stderr)[-6000:]}"
+    print(r.stdout)  # the dry runs' times
 
 
 REPO_PATH = re.compile(r"""\.\./|parents\[\d+\]|["']tools/|["']nbs/""")
