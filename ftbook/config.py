@@ -97,6 +97,7 @@ class Profile:
 
     def cap(self, name: str, value):  # a size field's name in `DRY_SIZES`, and the size a real run uses
         "On a dry profile, `value` capped at `DRY_SIZES[name]`; on any other, `value` itself."
+        if name not in DRY_SIZES: raise ConfigError(f"{name!r} has no dry-run cap\nFix: use one of {', '.join(DRY_SIZES)}")
         return _dry_cap(name, value) if self.dry else value
 
 # %% ../nbs/00_config.ipynb #4c8db906

@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import ast
 
-from ftbook.recorded.gpu_check import CELLS
+import pytest
+import torch
+
+from ftbook.config import get_profile
+from ftbook.recorded.gpu_check import CELLS, plans
+from test_gpu_plans import CELLS as NOTEBOOK_GPU_CELLS, _namespace, _split, _src
 
 NBS = Path(__file__).resolve().parent.parent / "nbs"
 
@@ -28,6 +33,21 @@ def test_every_gpu_cell_has_a_check():
     assert not missing, f"chapters with a #| gpu cell and no entry in gpu_check.CELLS (add its configuration there): {sorted(missing)}"
     gone = set(CELLS) - chapters
     assert not gone, f"gpu_check.CELLS names chapters that have no #| gpu cell: {sorted(gone)}"
+
+
+@pytest.mark.parametrize("profile", ["colab", "gpu"])
+def test_each_entry_plans_what_its_cell_plans(profile, monkeypatch):
+    "CELLS repeats the cells' configurations: on each GPU profile, its plans are the ones the cells make (tests/test_gpu_plans.py runs the cells' plan statements)."
+    if torch.cuda.is_available(): pytest.skip("plans against the nominal cards are made on a machine without a GPU")
+    monkeypatch.setenv("FTBOOK_PROFILE", profile)
+    ours: dict[str, list[str]] = {}
+    for nb, _, _, plan, _ in plans(get_profile(profile)): ours.setdefault(nb, []).append(plan.line)
+    for stem, idx in NOTEBOOK_GPU_CELLS:
+        if not CELLS[stem]: continue  # 01 (inference) and 10a (the bench part): no training configuration to repeat
+        config, _, names = _split(_src(json.loads((NBS / f"{stem}.ipynb").read_text())["cells"][idx]))
+        ns = _namespace(stem)
+        exec(compile(ast.Module(body=config, type_ignores=[]), f"{stem} gpu cell", "exec"), ns)
+        assert sorted(ours[stem]) == sorted(ns[n].line for n in names), f"{stem}: gpu_check.CELLS plans differ from the cell's"
 
 
 @pytest.mark.slow

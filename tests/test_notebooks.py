@@ -17,6 +17,7 @@ flake: the same unchanged notebook (06) took 103 s, 134 s and 178 s in three CI 
 under `pytest -n 2` a notebook shares the machine with whatever the other worker runs. What keeps `.ci/run` short is
 the size of each notebook's runs; the CI log's per-stage times show where it goes."""
 import json
+import os
 import re
 import resource
 import subprocess
@@ -69,7 +70,12 @@ for cell in nb.cells:
         kinds = {o.get("output_type") for o in cell.outputs}
         if kinds != {"stream"} or len(said.strip().splitlines()) != 1 or "needs a GPU" not in said:
             sys.exit(f"gpu cell {cell.idx_} without a GPU: want one line saying it needs a GPU and no other output, got {kinds}: {said[-500:]!r}")
-    for dry in ("colab", "gpu"): print(f"gpu cell {cell.idx_}: {dry} dry run {run(cell, dry):.1f} s")"""
+        if k.user_ns.get("gpu_profile", "unset") is not None: sys.exit(f"gpu cell {cell.idx_} without a GPU: its guard did not set gpu_profile to None")
+    for dry in ("colab", "gpu"):
+        k.user_ns.pop("gpu_profile", None)
+        print(f"gpu cell {cell.idx_}: {dry} dry run {run(cell, dry):.1f} s")
+        got = k.user_ns.get("gpu_profile")  # the guard's profile: proof that the cell's body ran, on the dry profile asked for
+        if got is None or not got.dry or got.name != dry: sys.exit(f"gpu cell {cell.idx_}: the {dry} dry run did not enter the cell's body (gpu_profile={got!r})")"""
 
 
 def alone(nb: Path, folder: Path) -> Path:
@@ -88,8 +94,9 @@ def alone(nb: Path, folder: Path) -> Path:
 def test_notebook_runs(nb, tmp_path, record_property):
     copy = alone(nb, tmp_path / "alone")
     t0, cpu0 = time.perf_counter(), child_cpu_seconds()
+    env = {k: v for k, v in os.environ.items() if k != "FTBOOK_GPU_DRY"}  # the script sets it around each dry run, and only there
     r = subprocess.run([sys.executable, "-c", RUN, str(copy), str(nb.parent)], capture_output=True, text=True, cwd=copy.parent,
-                       timeout=1800)
+                       timeout=1800, env=env)
     record_property("notebook_seconds", time.perf_counter() - t0)  # printed at the end of the run (conftest.py)
     record_property("notebook_cpu_seconds", child_cpu_seconds() - cpu0)
     assert r.returncode == 0, f"{nb.name} failed:\n{(r.stdout + r.stderr)[-6000:]}"

@@ -1,27 +1,29 @@
 """The GPU check: what the book's `#| gpu` cells plan, measured on a card, in one JSON.
 
 Three parts, with no network (the models are random-init copies of the real architectures, built from
-`ftbook.train.KNOWN_CONFIGS`; throughput and memory do not depend on the weights):
-  1. plans: the configuration of every chapter's `#| gpu` cell at the detected profile's size. For each, the memory
-     plan (`ftbook.train.plan_memory`) beside the peak the CUDA allocator measures over two AdamW steps of that
-     configuration (the plan's micro-batch, sequence length, precision, checkpointing, LoRA, frozen copies).
+`ftbook.train.KNOWN_CONFIGS`; memory and throughput do not depend on the weights):
+  1. plans: the configuration of every chapter's `#| gpu` cell at a profile's size (the card's, or `--profile`). For
+     each, the memory plan (`ftbook.train.plan_memory`) beside the peak the CUDA allocator measures over two AdamW
+     steps of that configuration (the plan's micro-batch, sequence length, precision, checkpointing, LoRA, frozen copies).
   2. bench: `ftbook bench` on the Llama-3.2-1B shape, TRL's defaults against ftbook's defaults, in one process.
-  3. launch: `ftbook sft` started by `accelerate launch` under the shipped configs: `ddp` on two GPUs where there are two,
-     else `fsdp2` on one (two ranks cannot share one card).
-It takes about 8 minutes on one H100 and writes gpu_check.json, which names the card. To ship it, copy it to
-ftbook/recorded/gpu_check.json beside this script; chapters read it with `ftbook.config.recorded("gpu_check")`.
+  3. launch: `ftbook sft` on the two-layer `tiny-llama` preset, started by `accelerate launch` under a shipped config:
+     `ddp` on two GPUs where there are two, else `fsdp2` on one (two ranks cannot share one card).
+It writes gpu_check.json, which names the card. It has not yet run on a card, and no chapter reads its JSON yet; once
+a run's JSON is copied to ftbook/recorded/gpu_check.json, a chapter can cite it with `ftbook.config.recorded("gpu_check")`.
 
-    python -m ftbook.recorded.gpu_check                 # on a GPU: writes ./gpu_check.json
-    python -m ftbook.recorded.gpu_check --dry           # anywhere: the same code on the CPU, tiny shapes, a few steps
+    python -m ftbook.recorded.gpu_check                   # on a GPU: writes ./gpu_check.json
+    python -m ftbook.recorded.gpu_check --profile colab   # the colab profile's configurations, on whatever card this is
+    python -m ftbook.recorded.gpu_check --dry             # anywhere: the same code on the CPU, tiny shapes, a few steps
 
 The dry run is what CI runs (tests/test_gpu_check.py): it checks that every part runs, not what it measures. It plans
 the `colab` profile's dry sizes (`ftbook.config.dry_profile`) on the two-layer `tiny-llama` and `tiny-bert` presets,
 measures the CPU's resident set, benches the `tiny` shape for two steps, and launches two CPU processes under `ddp`.
 
-Keep CELLS in step with the chapters' `#| gpu` cells: tests/test_gpu_check.py fails when a chapter with such a cell
-has no entry here.
+CELLS repeats each `#| gpu` cell's configuration. tests/test_gpu_check.py fails when a chapter with such a cell has no
+entry here, and when an entry's plans differ from the plans its cell makes, on the colab and gpu profiles.
 """
 import argparse
+import gc
 import json
 import os
 import platform
@@ -35,8 +37,9 @@ from pathlib import Path
 import torch
 
 from ftbook.bench import bench
-from ftbook.classify import ClassifyConfig
+from ftbook.classify import ClassifyConfig, load_labelled
 from ftbook.config import DATA_DIR, detect_profile, dry_profile, get_profile
+from ftbook.data import load_data, split_data
 from ftbook.dpo import DPORunConfig
 from ftbook.pitfalls import ForgettingConfig
 from ftbook.reward import RewardModelConfig
@@ -47,22 +50,33 @@ from ftbook.sft import InstructConfig
 from ftbook.train import PRECISIONS, add_lora, model_config, peak_memory_mb, plan_memory, reset_peak_memory
 
 
+def _forgetting(p):
+    cfg = ForgettingConfig.for_profile(p)
+    return cfg, {"n_train_examples": cfg.n_domain, "max_epochs": 8}
+
+
+def _sailing_tokens() -> int:
+    return sum(len(t) for t in split_data(load_data("sailing"), eval_size=0.2, seed=0)[0]["text"]) // 4  # about 4 characters a token
+
+
 def _rlhf(p):
     cfg = RLHFConfig.for_profile(p, mini_batches=8)
-    return cfg, dict(copies=1, micro_batch=max(1, cfg.batch_size // cfg.mini_batches), seq_len=cfg.max_length + cfg.max_new_tokens,
+    return cfg, dict(copies=1, micro_batch=cfg.batch_size // cfg.mini_batches, seq_len=cfg.max_length + cfg.max_new_tokens,
                      precision="fp32", can_checkpoint=False)
 
 
-CELLS = {  # notebook -> (name, role, task, a function: profile -> (config, plan_memory's keyword arguments)), as in its #| gpu cell
+CELLS = {  # notebook -> [(name, role, task, a function: profile -> (config, plan_memory's keyword arguments))], as in its #| gpu cell
     "01_pretrained": [],  # inference only: its plan holds the weights and a little room; nothing trains
-    "03_pitfalls": [("forgetting, full arm", "causal_lm", "causal-lm", lambda p: (ForgettingConfig.for_profile(p), {}))],
+    "03_pitfalls": [("forgetting, full arm", "causal_lm", "causal-lm", _forgetting)],
     "04_selfsup": [("masked-LM continued pretraining", "encoder", "masked-lm",
-                    lambda p: (PretrainConfig.for_profile(p, objective="mlm", batch_size=8, head_steps=10), {})),
+                    lambda p: (PretrainConfig.for_profile(p, objective="mlm", batch_size=8, head_steps=10), {"n_train_tokens": _sailing_tokens()})),
                    ("causal-LM continued pretraining", "causal_lm", "causal-lm",
-                    lambda p: (PretrainConfig.for_profile(p, objective="clm", batch_size=8, eval_every=2), {}))],
+                    lambda p: (PretrainConfig.for_profile(p, objective="clm", batch_size=8, eval_every=2), {"n_train_tokens": _sailing_tokens()}))],
     "05_sft": [("SFT", "causal_lm", "causal-lm",
                 lambda p: (InstructConfig.for_profile(p, num_epochs=3, max_length=512, batch_size=16, grad_accum=1, save_steps=0), {}))],
-    "05a_classify": [("classifier", "encoder", "seq-cls", lambda p: (ClassifyConfig.for_profile(p, max_steps=300, save_steps=0), {}))],
+    "05a_classify": [("classifier", "encoder", "seq-cls",
+                      lambda p: (ClassifyConfig.for_profile(p, max_steps=300, save_steps=0),
+                                 {"n_train_examples": len(split_data(load_labelled("reviews"), eval_size=0.2)[0]), "max_epochs": 5}))],
     "06_reward": [("pairwise reward model", "causal_lm", "seq-cls",
                    lambda p: (RewardModelConfig.for_profile(p, num_epochs=2, batch_size=16), {"sequences_per_example": 2}))],
     "07_rlhf": [("PPO", "causal_lm", "causal-lm", _rlhf)],
@@ -74,17 +88,31 @@ CELLS = {  # notebook -> (name, role, task, a function: profile -> (config, plan
 }
 
 
-def measure(plan, task: str, sequences_per_example: int = 1, copies: float = 0, steps: int = 2) -> float:
-    "GiB at the peak of `steps` AdamW steps of the planned run on a random-init model (the CUDA allocator's, or the CPU's resident set)."
+def plans(profile) -> list[tuple]:
+    "(notebook, name, task, plan, plan_memory's keyword arguments) for every configuration in CELLS, at `profile`'s size."
+    out = []
+    for nb, cells in CELLS.items():
+        for name, role, task, make in cells:
+            cfg, kw = make(profile)
+            out.append((nb, name, task, plan_memory(getattr(profile, role), cfg, profile, task=task, **kw), kw))
+    return out
+
+
+def measure(plan, task: str, sequences_per_example: int = 1, copies: float = 0, steps: int = 2) -> dict:
+    """GiB at the peak of `steps` AdamW steps of the planned run on a random-init model: `measured_gib` is what the
+    tensors held at most (the CUDA allocator's peak, or the CPU's resident set), `reserved_gib` what the allocator kept
+    from the card at most (the tensors plus its cache; CUDA only). What the process held before is left out."""
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     config = model_config(plan.arch.name)
     if task == "seq-cls": config.num_labels, config.pad_token_id = 1, config.pad_token_id or 0
     cls = {"causal-lm": AutoModelForCausalLM, "masked-lm": AutoModelForMaskedLM, "seq-cls": AutoModelForSequenceClassification}[task]
-    if cuda: torch.cuda.empty_cache()
-    reset_peak_memory()
-    start = 0.0 if cuda else peak_memory_mb()  # on the CPU, what the process held before: left out
+    gc.collect()  # the previous configuration's models (PEFT's hold reference cycles) are freed before this one starts
+    if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    else: reset_peak_memory()
+    start = torch.cuda.memory_allocated() / 2**20 if cuda else peak_memory_mb()
+    start_reserved = torch.cuda.memory_reserved() / 2**20 if cuda else 0.0
     model = cls.from_config(config, dtype=torch.float32).to(device)  # float32 master weights, as the chapters train
     frozen = [cls.from_config(config, dtype=torch.float32).to(device).requires_grad_(False) for _ in range(int(round(copies)))]
     if plan.method == "lora": model = add_lora(model, task, plan.config.lora_r)
@@ -103,27 +131,25 @@ def measure(plan, task: str, sequences_per_example: int = 1, copies: float = 0, 
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    peak = (peak_memory_mb() - start) / 1024
+    out = {"measured_gib": round((peak_memory_mb() - start) / 1024, 2)}
+    if cuda: out["reserved_gib"] = round((torch.cuda.max_memory_reserved() / 2**20 - start_reserved) / 1024, 2)
     del model, frozen, opt
-    return peak
+    gc.collect()
+    return out
 
 
 def check_plans(profile, log) -> list[dict]:
     rows = []
-    for nb, cells in CELLS.items():
-        for name, role, task, make in cells:
-            cfg, kw = make(profile)
-            model = getattr(profile, role)
-            plan = plan_memory(model, cfg, profile, task=task, **kw)
-            row = {"notebook": nb, "run": name, "model": model, "task": task, "plan": plan.line, "plan_gib": round(plan.total_gib, 2),
-                   "fits": plan.fits, "micro_batch": plan.micro_batch, "seq_len": plan.seq_len, "precision": plan.precision,
-                   "method": plan.method, "checkpointing": plan.checkpointing}
-            if plan.fits:
-                t0 = time.perf_counter()
-                row["measured_gib"] = round(measure(plan, task, kw.get("sequences_per_example", 1), kw.get("copies", 0)), 2)
-                row["measure_seconds"] = round(time.perf_counter() - t0, 1)
-            log(f"{nb} / {name}: plan {row['plan_gib']} GiB, measured {row.get('measured_gib', 'not run: does not fit')} GiB")
-            rows.append(row)
+    for nb, name, task, plan, kw in plans(profile):
+        row = {"notebook": nb, "run": name, "model": plan.arch.name, "task": task, "plan": plan.line, "plan_gib": round(plan.total_gib, 2),
+               "fits": plan.fits, "micro_batch": plan.micro_batch, "seq_len": plan.seq_len, "precision": plan.precision,
+               "method": plan.method, "checkpointing": plan.checkpointing}
+        if plan.fits:
+            t0 = time.perf_counter()
+            row.update(measure(plan, task, kw.get("sequences_per_example", 1), kw.get("copies", 0)))
+            row["measure_seconds"] = round(time.perf_counter() - t0, 1)
+        log(f"{nb} / {name}: plan {row['plan_gib']} GiB, measured {row.get('measured_gib', 'not run: does not fit')} GiB")
+        rows.append(row)
     return rows
 
 
@@ -154,12 +180,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry", action="store_true", help="the same code on the CPU, tiny shapes, a few steps (what CI runs)")
     ap.add_argument("--out", default="gpu_check.json", help="where to write the JSON (default: ./gpu_check.json)")
+    ap.add_argument("--profile", choices=["colab", "gpu"], help="whose configurations to plan and measure (default: the card's)")
     ap.add_argument("--parts", default="plans,bench,launch", help="comma-separated: plans, bench, launch")
     a = ap.parse_args(argv)
     if not a.dry and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here. Fix: run it on a GPU machine, or pass --dry to check its code on the CPU")
     # a dry run plans the colab profile's dry sizes on the two-layer presets: every part's code in about a minute
-    profile = dry_profile("colab").with_(causal_lm="tiny-llama", encoder="tiny-bert") if a.dry else get_profile(detect_profile())
+    profile = (dry_profile(a.profile or "colab").with_(causal_lm="tiny-llama", encoder="tiny-bert") if a.dry
+               else get_profile(a.profile or detect_profile()))
     parts, t0 = a.parts.split(","), time.perf_counter()
     log = lambda s: print(f"[{time.perf_counter() - t0:6.1f} s] {s}", flush=True)
     res = {"script": "ftbook/recorded/gpu_check.py", "machine": machine(), "dry": a.dry, "profile": profile.name,
