@@ -47,7 +47,7 @@ from ftbook.rlhf import RLHFConfig
 from ftbook.scale import launch_command
 from ftbook.selfsup import PretrainConfig
 from ftbook.sft import InstructConfig
-from ftbook.train import PRECISIONS, add_lora, model_config, peak_memory_mb, plan_memory, reset_peak_memory
+from ftbook.train import PRECISIONS, add_lora, memory_now_mb, model_config, peak_memory_mb, plan_memory, reset_peak_memory
 
 
 def _forgetting(p):
@@ -109,9 +109,9 @@ def measure(plan, task: str, sequences_per_example: int = 1, copies: float = 0, 
     if task == "seq-cls": config.num_labels, config.pad_token_id = 1, config.pad_token_id or 0
     cls = {"causal-lm": AutoModelForCausalLM, "masked-lm": AutoModelForMaskedLM, "seq-cls": AutoModelForSequenceClassification}[task]
     gc.collect()  # the previous configuration's models (PEFT's hold reference cycles) are freed before this one starts
-    if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-    else: reset_peak_memory()
-    start = torch.cuda.memory_allocated() / 2**20 if cuda else peak_memory_mb()
+    if cuda: torch.cuda.empty_cache()
+    reset_peak_memory()
+    start = memory_now_mb()  # what the card's tensors (or the CPU's resident set) hold already; the peak now starts here
     start_reserved = torch.cuda.memory_reserved() / 2**20 if cuda else 0.0
     model = cls.from_config(config, dtype=torch.float32).to(device)  # float32 master weights, as the chapters train
     frozen = [cls.from_config(config, dtype=torch.float32).to(device).requires_grad_(False) for _ in range(int(round(copies)))]
