@@ -19,10 +19,11 @@ from typing import Callable
 from urllib.parse import urlparse
 
 # %% auto #0
-__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'GPU_DRY_VAR', 'DRY_SIZES', 'SMOLLM2_GGUF', 'PRESETS', 'DATA_DIR',
-           'RECORDED_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields', 'Profile',
-           'check_ranges', 'sized_for', 'detect_profile', 'get_profile', 'dry_profile', 'needs_gpu', 'hub_reachable',
-           'offline', 'model_for', 'Preset', 'cache_dir', 'is_main_process', 'atomic_write', 'recorded', 'Result']
+__all__ = ['SHARED_FIELDS', 'PROFILE_FIELDS', 'PROFILES', 'GPU_DRY_VAR', 'DRY_SIZES', 'DRY_MODELS', 'SMOLLM2_GGUF', 'PRESETS',
+           'DATA_DIR', 'RECORDED_DIR', 'FtbookError', 'ConfigError', 'ModelError', 'DataError', 'check_fields',
+           'Profile', 'check_ranges', 'sized_for', 'detect_profile', 'get_profile', 'chapter_profile', 'dry_profile',
+           'needs_gpu', 'hub_reachable', 'offline', 'model_for', 'Preset', 'cache_dir', 'is_main_process',
+           'atomic_write', 'recorded', 'Result']
 
 # %% ../nbs/00_config.ipynb #b036374a
 class FtbookError(Exception):
@@ -170,6 +171,15 @@ def get_profile(name: str | None = None,  # 'cpu', 'colab' or 'gpu'; None reads 
                           f"choose one of: {', '.join(PROFILES)}")
     return PROFILES[name].with_(**overrides)
 
+# %% ../nbs/00_config.ipynb #e9458f2b
+def chapter_profile() -> Profile:
+    """The profile a chapter's cells run with: `FTBOOK_PROFILE` where you set it, else `cpu` on any machine. It sets
+    the variable, so the chapter's library calls and the processes it starts use the same profile."""
+    os.environ.setdefault("FTBOOK_PROFILE", "cpu")
+    p = get_profile()
+    if p.name != "cpu": print(f"FTBOOK_PROFILE={p.name}: this chapter's checks were written for the cpu profile, and some may fail on {p.name}.")
+    return p
+
 # %% ../nbs/00_config.ipynb #80ba14d7
 GPU_DRY_VAR = "FTBOOK_GPU_DRY"
 "Set to 'colab' or 'gpu', it makes `needs_gpu` return that profile's dry run: the `#| gpu` cells run on a CPU."
@@ -191,14 +201,19 @@ def _dry_caps(cls) -> dict:
     return {f.name: _dry_cap(f.name, f.default) for f in fields(cls) if f.init and f.name in DRY_SIZES and f.default is not MISSING}
 
 
+DRY_MODELS = {"causal_lm": "tiny-llama", "encoder": "tiny-bert"}
+"The models of a dry run: random-init two-layer models of the profiles' architectures (Llama, BERT), built offline in seconds."
+
+
 def dry_profile(name: str  # 'colab' or 'gpu'
                ) -> Profile:
-    "The profile `name` for a dry run on a CPU: its offline models, float32, and sizes capped at `DRY_SIZES`."
+    "The profile `name` for a dry run on a CPU: `DRY_MODELS`, float32, and sizes capped at `DRY_SIZES`."
     if name not in ("colab", "gpu"):
         raise ConfigError(f"{GPU_DRY_VAR}={name!r}: a dry run is of the 'colab' or 'gpu' profile\nFix: set {GPU_DRY_VAR}=colab or {GPU_DRY_VAR}=gpu")
     p = PROFILES[name]
     sizes = {k: _dry_cap(k, getattr(p, k)) for k in DRY_SIZES if hasattr(p, k)}
-    return p.with_(causal_lm=p.causal_lm_offline, encoder=p.encoder_offline, dtype="float32", dry=True, **sizes)
+    models = {f"{role}{kind}": m for role, m in DRY_MODELS.items() for kind in ("", "_offline")}  # hub or not: the same
+    return p.with_(**models, dtype="float32", dry=True, **sizes)
 
 
 def needs_gpu() -> Profile | None:

@@ -4,7 +4,10 @@ The variables are set in `os.environ` so that the subprocesses the tests start (
 FTBOOK_CACHE (converted and generated models) is kept if the caller set it, so that one conversion of the SmolLM2
 GGUF file serves the whole run; otherwise it is temporary too.
 """
+import fcntl
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +34,47 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+def _once(tmp_path_factory, name: str, make) -> Path:
+    """`make(folder)` run once per test run into a folder both `pytest -n 2` workers share, under a lock; the folder.
+    The workers' temporary folders share a parent, and xdist's run id keeps a later run from reusing it."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    base = base.parent / f"shared-{run}" if run else base
+    base.mkdir(exist_ok=True)
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = base / name
+        if not done.exists():
+            work = base / f"{name}.partial"
+            shutil.rmtree(work, ignore_errors=True)
+            make(work)
+            work.rename(done)
+    return done
+
+
+def _sh(*cmd):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{(r.stdout + r.stderr)[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    "ftbook's wheel, built once from this clone (without its dependencies)."
+    def build(out):
+        shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools reuses build/lib: deleted modules would ship again
+        _sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, ROOT)
+    return next(_once(tmp_path_factory, "dist", build).glob("ftbook-*.whl"))
+
+
+@pytest.fixture(scope="session")
+def wheel_site(tmp_path_factory, wheel) -> Path:
+    """A folder holding only the installed wheel (ftbook and its `ftbook` command), for PYTHONPATH: a process started
+    with it imports ftbook as `pip install ftbook` ships it, and the rest (torch, transformers) from this environment.
+    Python searches PYTHONPATH before the editable install's finder."""
+    return _once(tmp_path_factory, "wheel-site", lambda out: _sh(sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                                                                "--no-compile", "--target", out, wheel))
 
 
 def run_cli(*args, cwd=None, timeout=900, fresh=False):
@@ -60,8 +104,8 @@ def run_cli(*args, cwd=None, timeout=900, fresh=False):
 
 
 SHARED_FIXTURES = {"test_classify", "test_docs", "test_dpo", "test_fast", "test_lora", "test_models", "test_pitfalls",
-                   "test_selfsup", "test_wheel"}
-"Modules whose tests share a module-scoped fixture (a trained model, a built site or wheel): their tests run on one worker."
+                   "test_selfsup"}
+"Modules whose tests share a module-scoped fixture (a trained model, a built site): their tests run on one worker."
 HEAVY = ("tests/test_cli.py::test_quick_tour", "tests/test_notebooks.py", "tests/test_scale.py", "tests/test_resume.py",
          "tests/test_wheel.py", "tests/test_docs.py")
 "Started first under `-n 2`, the heavy ones in this order, so that neither worker is left with a long test at the end while the other idles."

@@ -39,3 +39,26 @@ def test_the_check_finds_a_mixed_cell():
 @pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
 def test_imports_sit_in_cells_of_their_own(nb):
     assert mixed_import_cells(json.loads(nb.read_text())) == [], f"{nb.name}: move these cells' imports into an import cell"
+
+
+CHAPTERS = [p for p in NBS if p.stem[:2].isdigit() and p.stem != "00_config"]
+RUNS_MODELS = ("model_for(", "load_model(", "for_profile(", "get_profile(", "run_cli(", "ftbook ")
+
+
+def runnable(nb: dict) -> list[str]:
+    "The sources of the code cells a reader runs, in order: not exported, not the hidden Colab install."
+    return [s for c in nb["cells"] if c["cell_type"] == "code"
+            for s in ["".join(c["source"])] if not s.lstrip().startswith(("#| export", "#| default_exp")) and "google.colab" not in s]
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_a_chapter_that_runs_models_takes_the_cpu_profile_first(nb):
+    """On a GPU machine, `get_profile()` would pick the card's profile: a chapter's cells would then load bigger models
+    than its prose and checks were written for. `chapter_profile()` (chapter 0) comes before any of that."""
+    cells = runnable(json.loads(nb.read_text()))
+    first = next((i for i, s in enumerate(cells) if "chapter_profile()" in s), None)
+    uses = next((i for i, s in enumerate(cells) if any(k in s for k in RUNS_MODELS) and "chapter_profile()" not in s), None)
+    if uses is None: return
+    assert first is not None and first < uses, f"{nb.name}: call `profile = chapter_profile()` before cell {cells[uses][:200]!r}"
+    bare = [s[:200] for s in cells if "get_profile()" in s]
+    assert not bare, f"{nb.name}: use the chapter's `profile` (chapter_profile) instead of get_profile(): {bare}"

@@ -1,14 +1,15 @@
 """Every notebook runs top to bottom (cpu profile, offline) the way a user runs it: copied alone into an empty folder,
-with ftbook installed, so a read of `../tools` or any other path relative to the notebook's folder fails the test. (CI
-installs ftbook editable, so a path built from `ftbook.__file__` could still reach the clone: a second test reads the
-code cells for such paths.) The book's own asserts are tests. Cells flagged `#| notest` are skipped, as `nbdev-test`
+with ftbook imported from its wheel (the `wheel_site` fixture, conftest.py), so a read of `../tools` or any other path
+relative to the notebook's folder fails the test, and so does a file the chapter needs that the wheel does not ship.
+(A second test reads the code cells for paths into the clone, which a Colab user does not have.) The book's own
+asserts are tests. Cells flagged `#| notest` are skipped, as `nbdev-test`
 skips them, except the closing export cell: "Run all" runs it, so here it runs too, and outside the repository it must
 do nothing.
 
 Each `#| gpu` cell runs three times, where it stands in the notebook. First as "Run all" runs it on a machine without a
 GPU: it must print one line and nothing else. Then as a dry run of the `colab` profile and of the `gpu` profile
-(`FTBOOK_GPU_DRY`, chapter 0): the same code on the offline models, capped at two steps, so a GPU cell that raises
-fails here on every push. The dry runs check code paths; what they measure is not read.
+(`FTBOOK_GPU_DRY`, chapter 0): the same code on random-init two-layer models of the same architectures, capped at
+two steps, so a GPU cell that raises fails here on every push. The dry runs check code paths; what they measure is not read.
 
 A notebook's time is reported, not asserted. The summary at the end of the run (conftest.py) lists each notebook's
 wall seconds and the CPU seconds of the process that ran it, slowest first, so a reviewer sees a notebook that grew.
@@ -45,6 +46,8 @@ from nbdev.config import get_config
 from nbdev.process import NBProcessor
 from nbdev.test import _skip_cell
 fn, cfg = sys.argv[1], get_config(sys.argv[2])  # the repository's settings, as nbdev-test would read them there
+import ftbook
+if not ftbook.__file__.startswith(sys.argv[3]): sys.exit(f"ftbook was imported from {ftbook.__file__}, not from the wheel in {sys.argv[3]}")
 skip = [f for f in cfg.tst_flags.split() if f != "gpu"]
 nb = NBProcessor(fn, rm_directives=False, process=True).nb
 skipped, k = _skip_cell(nb, skip), CaptureShell(fn, profile=False)
@@ -91,12 +94,13 @@ def alone(nb: Path, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
-def test_notebook_runs(nb, tmp_path, record_property):
+def test_notebook_runs(nb, tmp_path, record_property, wheel_site):
     copy = alone(nb, tmp_path / "alone")
     t0, cpu0 = time.perf_counter(), child_cpu_seconds()
     env = {k: v for k, v in os.environ.items() if k != "FTBOOK_GPU_DRY"}  # the script sets it around each dry run, and only there
-    r = subprocess.run([sys.executable, "-c", RUN, str(copy), str(nb.parent)], capture_output=True, text=True, cwd=copy.parent,
-                       timeout=1800, env=env)
+    env["PYTHONPATH"] = str(wheel_site)  # the notebook, and every process it starts (`ftbook`, `accelerate launch`), import the wheel's ftbook
+    r = subprocess.run([sys.executable, "-c", RUN, str(copy), str(nb.parent), str(wheel_site)], capture_output=True, text=True,
+                       cwd=copy.parent, timeout=1800, env=env)
     record_property("notebook_seconds", time.perf_counter() - t0)  # printed at the end of the run (conftest.py)
     record_property("notebook_cpu_seconds", child_cpu_seconds() - cpu0)
     assert r.returncode == 0, f"{nb.name} failed:\n{(r.stdout + r.stderr)[-6000:]}"

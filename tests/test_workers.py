@@ -23,13 +23,13 @@ def test_each_worker_and_the_processes_it_starts_use_their_share_of_the_cores():
 
 
 def test_every_module_with_a_module_fixture_runs_on_one_worker():
-    "A module-scoped fixture (a trained model, a built wheel) would be built once per worker if its tests were split."
+    "A module-scoped fixture (a trained model, a built site) would be built once per worker if its tests were split."
     shared = {p.stem for p in TESTS.glob("test_*.py") if re.search(r"fixture\(scope=\"(module|package)\"", p.read_text())}
     assert shared == conftest.SHARED_FIXTURES
 
 
 def test_shared_modules_go_to_one_worker_and_other_tests_one_by_one():
-    assert conftest.scope_of("tests/test_wheel.py::test_a") == conftest.scope_of("tests/test_wheel.py::test_b") == "tests/test_wheel.py"
+    assert conftest.scope_of("tests/test_lora.py::test_a") == conftest.scope_of("tests/test_lora.py::test_b") == "tests/test_lora.py"
     assert conftest.scope_of("tests/test_notebooks.py::test_notebook_runs[03_pitfalls]") != conftest.scope_of(
         "tests/test_notebooks.py::test_notebook_runs[04_selfsup]")
 

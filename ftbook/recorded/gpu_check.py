@@ -185,9 +185,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if not a.dry and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here. Fix: run it on a GPU machine, or pass --dry to check its code on the CPU")
-    # a dry run plans the colab profile's dry sizes on the two-layer presets: every part's code in about a minute
-    profile = (dry_profile(a.profile or "colab").with_(causal_lm="tiny-llama", encoder="tiny-bert") if a.dry
-               else get_profile(a.profile or detect_profile()))
+    # a dry run plans the colab profile's dry sizes on its two-layer presets: every part's code in about a minute
+    profile = dry_profile(a.profile or "colab") if a.dry else get_profile(a.profile or detect_profile())
     parts, t0 = a.parts.split(","), time.perf_counter()
     log = lambda s: print(f"[{time.perf_counter() - t0:6.1f} s] {s}", flush=True)
     res = {"script": "ftbook/recorded/gpu_check.py", "machine": machine(), "dry": a.dry, "profile": profile.name,
