@@ -216,14 +216,35 @@ def dry_profile(name: str  # 'colab' or 'gpu'
     return p.with_(**models, dtype="float32", dry=True, **sizes)
 
 
+def _for_this_cell(name: str):
+    """`FTBOOK_PROFILE` is `name` until the running notebook cell ends: the library's defaults (the precision of
+    `training_args`, say) and the processes the cell starts take that profile, then the chapter's cells get theirs back.
+    Outside IPython, for the rest of the script."""
+    before = os.environ.get("FTBOOK_PROFILE")
+    os.environ["FTBOOK_PROFILE"] = name
+    try: from IPython import get_ipython  # there only in a notebook or an IPython shell
+    except ImportError: return
+    ip = get_ipython()
+    if ip is None: return
+
+    def restore(*_):
+        if before is None: os.environ.pop("FTBOOK_PROFILE", None)
+        else: os.environ["FTBOOK_PROFILE"] = before
+        ip.events.unregister("post_run_cell", restore)
+    ip.events.register("post_run_cell", restore)
+
+
 def needs_gpu() -> Profile | None:
-    """The profile a `#| gpu` cell runs with: the card's on a GPU, the dry run's where `FTBOOK_GPU_DRY` is set.
-    Without either it prints one line and returns None: the cell then does nothing."""
+    """The profile a `#| gpu` cell runs with: the card's on a GPU (for the rest of the cell, `get_profile()` returns it
+    too), the dry run's where `FTBOOK_GPU_DRY` is set. Without either it prints one line and returns None: the cell then
+    does nothing."""
     if dry := os.environ.get(GPU_DRY_VAR): return dry_profile(dry)
     import torch  # here, not at the top: reading the configuration needs no torch
     if torch.cuda.is_available():
         p = get_profile()
-        return p if p.name != "cpu" else get_profile(detect_profile())  # FTBOOK_PROFILE=cpu does not shrink a GPU cell
+        p = p if p.name != "cpu" else get_profile(detect_profile())  # FTBOOK_PROFILE=cpu (chapter_profile) does not shrink a GPU cell
+        _for_this_cell(p.name)
+        return p
     print("Skipped: this cell needs a GPU, and this machine has none (in Colab: Runtime > Change runtime type > T4 GPU).")
     return None
 

@@ -63,8 +63,13 @@ def _sh(*cmd):
 def wheel(tmp_path_factory) -> Path:
     "ftbook's wheel, built once from this clone (without its dependencies)."
     def build(out):
-        shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools reuses build/lib: deleted modules would ship again
-        _sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, ROOT)
+        # from a copy of what the wheel is made of: setuptools would reuse the clone's build/lib, where files deleted from
+        # the package since would still lie, and `.ci/run` builds another wheel at the same time
+        src = out.parent / "wheel-src"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(ROOT / "ftbook", src / "ftbook", ignore=shutil.ignore_patterns("__pycache__"))
+        for f in ("pyproject.toml", "README.md", "LICENSE"): shutil.copy(ROOT / f, src / f)
+        _sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, src)
     return next(_once(tmp_path_factory, "dist", build).glob("ftbook-*.whl"))
 
 
@@ -73,8 +78,10 @@ def wheel_site(tmp_path_factory, wheel) -> Path:
     """A folder holding only the installed wheel (ftbook and its `ftbook` command), for PYTHONPATH: a process started
     with it imports ftbook as `pip install ftbook` ships it, and the rest (torch, transformers) from this environment.
     Python searches PYTHONPATH before the editable install's finder."""
+    # compiled as pip installs it: where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), every notebook and every
+    # process it starts would otherwise compile ftbook again
     return _once(tmp_path_factory, "wheel-site", lambda out: _sh(sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                                                                "--no-compile", "--target", out, wheel))
+                                                                "--target", out, wheel))
 
 
 def run_cli(*args, cwd=None, timeout=900, fresh=False):
