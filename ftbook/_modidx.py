@@ -603,6 +603,7 @@ d = { 'settings': { 'branch': 'main',
                               'ftbook.train.save_model': ('train.html#save_model', 'ftbook/train.py'),
                               'ftbook.train.seed_everything': ('train.html#seed_everything', 'ftbook/train.py'),
                               'ftbook.train.suggest_lr': ('train.html#suggest_lr', 'ftbook/train.py'),
+                              'ftbook.train.trace_step': ('train.html#trace_step', 'ftbook/train.py'),
                               'ftbook.train.trainable_params': ('train.html#trainable_params', 'ftbook/train.py'),
                               'ftbook.train.training_args': ('train.html#training_args', 'ftbook/train.py'),
                               'ftbook.train.use_progress_bar': ('train.html#use_progress_bar', 'ftbook/train.py')}}}

@@ -216,22 +216,30 @@ def dry_profile(name: str  # 'colab' or 'gpu'
     return p.with_(**models, dtype="float32", dry=True, **sizes)
 
 
+_RESTORE_PENDING = False  # a `post_run_cell` hook is waiting to give the chapter its profile back
+
+
 def _for_this_cell(name: str):
     """`FTBOOK_PROFILE` is `name` until the running notebook cell ends: the library's defaults (the precision of
     `training_args`, say) and the processes the cell starts take that profile, then the chapter's cells get theirs back.
     Outside IPython, for the rest of the script."""
+    global _RESTORE_PENDING
     before = os.environ.get("FTBOOK_PROFILE")
     os.environ["FTBOOK_PROFILE"] = name
+    if _RESTORE_PENDING: return  # a second call in the same cell: the first one's hook restores the chapter's profile
     try: from IPython import get_ipython  # there only in a notebook or an IPython shell
     except ImportError: return
     ip = get_ipython()
     if ip is None: return
 
     def restore(*_):
+        global _RESTORE_PENDING
         if before is None: os.environ.pop("FTBOOK_PROFILE", None)
         else: os.environ["FTBOOK_PROFILE"] = before
         ip.events.unregister("post_run_cell", restore)
+        _RESTORE_PENDING = False
     ip.events.register("post_run_cell", restore)
+    _RESTORE_PENDING = True
 
 
 def needs_gpu() -> Profile | None:

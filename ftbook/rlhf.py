@@ -8,6 +8,7 @@ Docs: https://ftbook.github.io/ftbook/rlhf.html.md"""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from .train import (CKPT_MARKER, default_learning_rate, last_checkpoint, run_training, seed_everything,
-                    _world_size, training_args, use_progress_bar)
+                    _world_size, trace_step, training_args, use_progress_bar)
 from tqdm.auto import tqdm
 
 ALGOS = ("ppo", "rloo", "grpo")
@@ -520,8 +521,9 @@ def train_ppo(policy, tokenizer,
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.max_steps, initial=start, desc="ppo", unit="update", dynamic_ncols=True)
     for step in range(start, cfg.max_steps):
-        stats = ppo_step(policy, reference, value_head, opt, tokenizer, _batch_prompts(prompts, step, cfg.batch_size, cfg.seed),
-                         reward_fn, cfg, kl_ctl.value, step, judge_fn)
+        batch = _batch_prompts(prompts, step, cfg.batch_size, cfg.seed)
+        trace_step(step + 1, [hashlib.sha1(p.encode()).hexdigest()[:12] for p in batch])  # FTBOOK_TRACE_BATCHES (chapter 2c)
+        stats = ppo_step(policy, reference, value_head, opt, tokenizer, batch, reward_fn, cfg, kl_ctl.value, step, judge_fn)
         kl_ctl.update(stats["kl"], cfg.batch_size)
         history.append(stats)
         monitor.update(stats)  # prints any alarm, with the step and the fix

@@ -19,12 +19,13 @@ from .models import resolve_model, TASKS, memory_estimate, load_model
 # %% auto #0
 __all__ = ['CKPT_MARKER', 'LABELS_FILE', 'LORA_LR_SCALE', 'GIB', 'KNOWN_CONFIGS', 'PRECISIONS', 'CARDS', 'quiet',
            'seed_everything', 'training_args', 'lr_range_test', 'suggest_lr', 'plot_lr_range', 'CheckpointMarker',
-           'last_checkpoint', 'TrainingError', 'SeededLengthGroupedSampler', 'ProgressBar', 'use_progress_bar',
-           'planned_steps', 'plan_line', 'print_plan', 'run_training', 'full_state_dict', 'save_model', 'plot_losses',
-           'default_learning_rate', 'lora_targets', 'add_lora', 'adapted_layers', 'lora_param_count',
-           'trainable_params', 'model_config', 'Arch', 'arch_of', 'lora_trainable', 'activation_bytes',
-           'estimate_memory', 'reset_peak_memory', 'peak_memory_mb', 'memory_now_mb', 'measured_peak', 'Plan',
-           'plan_memory', 'plot_plans', 'pack', 'packed_vs_separate', 'FastSettings', 'fast_defaults']
+           'last_checkpoint', 'TrainingError', 'trace_step', 'SeededLengthGroupedSampler', 'ProgressBar',
+           'use_progress_bar', 'planned_steps', 'plan_line', 'print_plan', 'run_training', 'full_state_dict',
+           'save_model', 'plot_losses', 'default_learning_rate', 'lora_targets', 'add_lora', 'adapted_layers',
+           'lora_param_count', 'trainable_params', 'model_config', 'Arch', 'arch_of', 'lora_trainable',
+           'activation_bytes', 'estimate_memory', 'reset_peak_memory', 'peak_memory_mb', 'memory_now_mb',
+           'measured_peak', 'Plan', 'plan_memory', 'plot_plans', 'pack', 'packed_vs_separate', 'FastSettings',
+           'fast_defaults']
 
 # %% ../nbs/02c_train.ipynb #29f92282
 import numpy as np
@@ -178,6 +179,8 @@ class _NonFinite(Exception):
 
 def _fingerprints(inputs) -> list[str]:
     import hashlib
+    if isinstance(inputs, list):  # TRL's GRPO and RLOO step on the raw records (prompts), and generate from them inside
+        return [hashlib.sha1(json.dumps(r, sort_keys=True, default=str).encode()).hexdigest()[:12] for r in inputs]
     ids, mask, pos = inputs.get("input_ids"), inputs.get("attention_mask"), inputs.get("position_ids")
     if ids is None: return []
     if mask is None and pos is not None and len(ids) == 1:  # a padding-free batch: one row, positions restart at each example
@@ -187,14 +190,22 @@ def _fingerprints(inputs) -> list[str]:
     return [hashlib.sha1(r.numpy().tobytes()).hexdigest()[:12] for r in rows]
 
 
+def trace_step(step: int,  # the optimizer step (1-based) about to train
+               fingerprints: list[str]):  # one short hash per example it trains on
+    """Where FTBOOK_TRACE_BATCHES names a file, append one line: the step, then its examples' fingerprints. Each process
+    of a distributed run traces its own (rank 0 to the file, rank r to `FILE.rank<r>`). Kill-and-resume tests compare these."""
+    trace = os.environ.get("FTBOOK_TRACE_BATCHES")
+    if not trace: return
+    rank = int(os.environ.get("RANK", "0"))
+    with open(trace if rank == 0 else f"{trace}.rank{rank}", "a") as f: f.write(f"{step}\t{' '.join(fingerprints)}\n")
+
+
 def _guard(trainer):
     "Wrap `trainer.training_step`: stop on a non-finite loss, and trace batches when FTBOOK_TRACE_BATCHES is set."
     if getattr(trainer, "_ftbook_guarded", False): return
     step_fn, trace = trainer.training_step, os.environ.get("FTBOOK_TRACE_BATCHES")
     def training_step(model, inputs, *args, **kwargs):
-        if trace:  # each process of a distributed run traces its own batches (rank 0 to `trace`, rank r to `trace.rank<r>`)
-            rank = int(os.environ.get("RANK", "0"))
-            with open(trace if rank == 0 else f"{trace}.rank{rank}", "a") as f: f.write(f"{trainer.state.global_step + 1}\t{' '.join(_fingerprints(inputs))}\n")
+        if trace: trace_step(trainer.state.global_step + 1, _fingerprints(inputs))
         loss = step_fn(model, inputs, *args, **kwargs)
         if not torch.isfinite(loss).all(): raise _NonFinite(trainer.state.global_step + 1, loss.item())
         return loss

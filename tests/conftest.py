@@ -114,7 +114,7 @@ SHARED_FIXTURES = {"test_classify", "test_docs", "test_dpo", "test_fast", "test_
                    "test_selfsup"}
 "Modules whose tests share a module-scoped fixture (a trained model, a built site): their tests run on one worker."
 HEAVY = ("tests/test_cli.py::test_quick_tour", "tests/test_notebooks.py", "tests/test_scale.py", "tests/test_resume.py",
-         "tests/test_wheel.py", "tests/test_docs.py")
+         "tests/test_docs.py")
 "Started first under `-n 2`, the heavy ones in this order, so that neither worker is left with a long test at the end while the other idles."
 
 

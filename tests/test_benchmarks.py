@@ -23,7 +23,10 @@ def test_leakage_benchmark_claims_hold_at_ci_size(tmp_path):
     rec = json.loads(out.read_text())
     arm = {a["name"]: a for a in rec["arms"]}
     fast, naive, exact = arm["leakage_report"], arm["naive_datasketch"], arm["exact_only"]
-    assert fast["seconds"] < naive["seconds"], (fast, naive)
+    # CPU seconds of the benchmark's process: under `pytest -n 2` the other worker's load changes between the arms, and it
+    # once made the wall time of leakage_report exceed the naive loop's (12.6 s against 11.8 s); at this size the CPU
+    # times differ about twofold (6.2 s against 11.6 s alone on the 2-core CI machine)
+    assert fast["cpu_seconds"] < naive["cpu_seconds"], (fast, naive)
     assert fast["recall_at_threshold"] >= naive["recall_at_threshold"] and fast["recall_at_threshold"] > 0.95, (fast, naive)
     assert fast["false_alarms"] == 0 and fast["recall"] > exact["recall"], (fast, exact)
 

@@ -35,6 +35,8 @@ def files(tmp_path):
         "text": _jsonl(d / "text.jsonl", [{"text": s} for s in SAILING]),
         "pairs": _jsonl(d / "pairs.jsonl", [{"prompt": f"Wind {n} knots on the {side} tack?", "chosen": f"Reef at {n} knots and ease the sheet.",
                                              "rejected": f"Carry full sail at {n} knots."} for n in range(10, 30) for side in ("port", "starboard")]),
+        "prompts": _jsonl(d / "prompts.jsonl", [{"prompt": f"In {n} knots of wind on the {side} tack, what should I do?"}
+                                                for n in range(10, 30) for side in ("port", "starboard")]),
     }
 
 
@@ -95,3 +97,16 @@ def test_reward_resumes_exactly(tmp_path, files):
 def test_dpo_resumes_exactly(tmp_path, files):
     assert_resumes_exactly(tmp_path, ["dpo", "--allow-overlap", "--model", "tiny-llama", "--train", files["pairs"], "--eval", files["pairs"],
                                       "--max-steps", "10", "--save-steps", "2", "--batch-size", "4"])
+
+
+def test_rlhf_ppo_resumes_exactly(tmp_path, files):
+    "ftbook's own PPO loop: weights, value head, optimizer, beta and the prompt order all come back from the checkpoint."
+    assert_resumes_exactly(tmp_path, ["rlhf", "--allow-overlap", "--policy", "tiny-llama", "--reward", "rule:brevity", "--prompts", files["prompts"],
+                                      "--max-steps", "10", "--save-steps", "2", "--batch-size", "4", "--max-new-tokens", "8"])
+
+
+def test_rlhf_grpo_resumes_exactly(tmp_path, files):
+    "TRL's GRPO under `ftbook rlhf`: the sampling of each update comes back with the checkpoint's random state."
+    assert_resumes_exactly(tmp_path, ["rlhf", "--allow-overlap", "--algo", "grpo", "--policy", "tiny-llama", "--reward", "rule:brevity",
+                                      "--prompts", files["prompts"], "--max-steps", "10", "--save-steps", "2", "--batch-size", "4",
+                                      "--max-new-tokens", "8"])
