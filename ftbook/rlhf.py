@@ -8,7 +8,6 @@ Docs: https://ftbook.github.io/ftbook/rlhf.html.md"""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -522,7 +521,7 @@ def train_ppo(policy, tokenizer,
     bar = tqdm(total=cfg.max_steps, initial=start, desc="ppo", unit="update", dynamic_ncols=True)
     for step in range(start, cfg.max_steps):
         batch = _batch_prompts(prompts, step, cfg.batch_size, cfg.seed)
-        trace_step(step + 1, [hashlib.sha1(p.encode()).hexdigest()[:12] for p in batch])  # FTBOOK_TRACE_BATCHES (chapter 2c)
+        trace_step(step + 1, batch)  # FTBOOK_TRACE_BATCHES (chapter 2c)
         stats = ppo_step(policy, reference, value_head, opt, tokenizer, batch, reward_fn, cfg, kl_ctl.value, step, judge_fn)
         kl_ctl.update(stats["kl"], cfg.batch_size)
         history.append(stats)

@@ -179,7 +179,7 @@ class _NonFinite(Exception):
 
 def _fingerprints(inputs) -> list[str]:
     import hashlib
-    if isinstance(inputs, list):  # TRL's GRPO and RLOO step on the raw records (prompts), and generate from them inside
+    if isinstance(inputs, list):  # records: TRL's GRPO and RLOO (and ftbook's PPO) step on prompts, and generate inside
         return [hashlib.sha1(json.dumps(r, sort_keys=True, default=str).encode()).hexdigest()[:12] for r in inputs]
     ids, mask, pos = inputs.get("input_ids"), inputs.get("attention_mask"), inputs.get("position_ids")
     if ids is None: return []
@@ -191,21 +191,22 @@ def _fingerprints(inputs) -> list[str]:
 
 
 def trace_step(step: int,  # the optimizer step (1-based) about to train
-               fingerprints: list[str]):  # one short hash per example it trains on
-    """Where FTBOOK_TRACE_BATCHES names a file, append one line: the step, then its examples' fingerprints. Each process
-    of a distributed run traces its own (rank 0 to the file, rank r to `FILE.rank<r>`). Kill-and-resume tests compare these."""
+               examples):  # what it trains on: a batch of tensors (`input_ids`, ...) or a list of records (prompts)
+    """Where FTBOOK_TRACE_BATCHES names a file, append one line: the step, then a short hash of each example. Each
+    process of a distributed run traces its own (rank 0 to the file, rank r to `FILE.rank<r>`). Kill-and-resume tests
+    compare these. Without the variable it does nothing, not even the hashing."""
     trace = os.environ.get("FTBOOK_TRACE_BATCHES")
     if not trace: return
     rank = int(os.environ.get("RANK", "0"))
-    with open(trace if rank == 0 else f"{trace}.rank{rank}", "a") as f: f.write(f"{step}\t{' '.join(fingerprints)}\n")
+    with open(trace if rank == 0 else f"{trace}.rank{rank}", "a") as f: f.write(f"{step}\t{' '.join(_fingerprints(examples))}\n")
 
 
 def _guard(trainer):
     "Wrap `trainer.training_step`: stop on a non-finite loss, and trace batches when FTBOOK_TRACE_BATCHES is set."
     if getattr(trainer, "_ftbook_guarded", False): return
-    step_fn, trace = trainer.training_step, os.environ.get("FTBOOK_TRACE_BATCHES")
+    step_fn = trainer.training_step
     def training_step(model, inputs, *args, **kwargs):
-        if trace: trace_step(trainer.state.global_step + 1, _fingerprints(inputs))
+        trace_step(trainer.state.global_step + 1, inputs)
         loss = step_fn(model, inputs, *args, **kwargs)
         if not torch.isfinite(loss).all(): raise _NonFinite(trainer.state.global_step + 1, loss.item())
         return loss

@@ -62,14 +62,7 @@ def _sh(*cmd):
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     "ftbook's wheel, built once from this clone (without its dependencies)."
-    def build(out):
-        # from a copy of what the wheel is made of: setuptools would reuse the clone's build/lib, where files deleted from
-        # the package since would still lie, and `.ci/run` builds another wheel at the same time
-        src = out.parent / "wheel-src"
-        shutil.rmtree(src, ignore_errors=True)
-        shutil.copytree(ROOT / "ftbook", src / "ftbook", ignore=shutil.ignore_patterns("__pycache__"))
-        for f in ("pyproject.toml", "README.md", "LICENSE"): shutil.copy(ROOT / f, src / f)
-        _sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, src)
+    build = lambda out: _sh("env", f"PYTHON={sys.executable}", "bash", ROOT / "tools" / "build_wheel.sh", out)  # as .ci/lower-bounds builds it
     return next(_once(tmp_path_factory, "dist", build).glob("ftbook-*.whl"))
 
 
