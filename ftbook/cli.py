@@ -21,14 +21,15 @@ from pathlib import Path
 from .config import PRESETS, ConfigError, FtbookError, Result, atomic_write, is_main_process
 
 # %% auto #0
-__all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'write_json', 'write_metrics', 'verb',
-           'model_flags', 'overlap_flag', 'training_flags', 'training_overrides', 'NothingToResume', 'check_out',
-           'fit_length', 'guard_overlap', 'prepare_out', 'cmd_models', 'add_models_parser', 'run_tour', 'cmd_tour',
-           'add_tour_parser', 'build_parser', 'main', 'cmd_leakage', 'add_leakage_parser', 'cmd_pretrain',
-           'add_pretrain_parser', 'cmd_classify', 'add_classify_parser', 'cmd_sft', 'add_sft_parser', 'cmd_reward',
-           'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo',
-           'add_dpo_parser', 'cmd_compare', 'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench',
-           'add_bench_parser', 'cmd_scale_config', 'add_scale_config_parser']
+__all__ = ['PARSERS', 'POSITIVE_INT', 'POSITIVE_FLOAT', 'COUNT', 'FINISHED', 'TOUR', 'ANSWER_FILES', 'write_json',
+           'write_metrics', 'verb', 'model_flags', 'overlap_flag', 'training_flags', 'training_overrides',
+           'NothingToResume', 'check_out', 'fit_length', 'guard_overlap', 'prepare_out', 'cmd_models',
+           'add_models_parser', 'run_tour', 'cmd_tour', 'add_tour_parser', 'build_parser', 'main', 'cmd_leakage',
+           'add_leakage_parser', 'cmd_pretrain', 'add_pretrain_parser', 'cmd_classify', 'add_classify_parser',
+           'cmd_sft', 'add_sft_parser', 'cmd_reward', 'add_reward_parser', 'cmd_score', 'add_score_parser', 'cmd_judge',
+           'add_judge_parser', 'cmd_rlhf', 'add_rlhf_parser', 'cmd_dpo', 'add_dpo_parser', 'cmd_compare',
+           'add_compare_parser', 'cmd_verify', 'add_verify_parser', 'cmd_bench', 'add_bench_parser', 'cmd_scale_config',
+           'add_scale_config_parser']
 
 # %% ../nbs/12_cli.ipynb #866412ea
 def _jsonable(v):
@@ -725,6 +726,117 @@ def add_score_parser(sub):
 
 # %% ../nbs/12_cli.ipynb #611749f7
 TOUR.append(("reward", "ftbook.reward:reward_recipe"))
+
+# %% ../nbs/12_cli.ipynb #455b1536
+ANSWER_FILES = (".jsonl", ".json", ".csv", ".tsv")
+
+
+def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], list[list[str]]]:
+    "The prompts of --prompts (a file or a shipped name) and, for rule:correct, each one's answer and aliases."
+    from ftbook.config import DataError
+    from ftbook.data import DATA_DIR, SHIPPED, read_records
+    path = DATA_DIR / SHIPPED[str(source)][0] if str(source) in SHIPPED else Path(source)
+    prompts, answers, aliases = [], [], []
+    for line, r in read_records(path):
+        p = r.get("prompt", r.get("question", r.get("text")))
+        if p is None and isinstance(r.get("messages"), list):
+            p = next((t.get("content") for t in reversed(r["messages"]) if isinstance(t, dict) and t.get("role") == "user"), None)
+        if not isinstance(p, str) or not p.strip():
+            raise DataError(source, line, "prompt", "is missing or empty" if p is None or isinstance(p, str) else "is not text",
+                            "give each record a prompt (or question) field with text")
+        prompts.append(p.strip())
+        if need_answers:
+            a, al = r.get("answer"), r.get("aliases") or []
+            if not isinstance(a, str) or not a.strip():
+                raise DataError(source, line, "answer", "is missing or empty: rule:correct checks each answer against it",
+                                "give every prompt its answer (and optional aliases), or choose another --judge")
+            if not (isinstance(al, list) and all(isinstance(x, str) for x in al)):
+                raise DataError(source, line, "aliases", "is not a list of strings", 'write it as ["first form", "second form"]')
+            answers.append(a), aliases.append(al)
+    return prompts, answers, aliases
+
+
+def _read_answers(source) -> dict[str, tuple[int, str]]:
+    "prompt -> (line, response) from an answers file; a `DataError` naming the file, line and field otherwise."
+    from ftbook.config import DataError
+    from ftbook.data import read_records
+    out = {}
+    for line, r in read_records(Path(source)):
+        p, resp = r.get("prompt"), r.get("response")
+        if not isinstance(p, str) or not p.strip():
+            raise DataError(source, line, "prompt", "is missing or empty" if p is None or isinstance(p, str) else "is not text",
+                            "give every record the prompt it answers")
+        if not isinstance(resp, str):
+            raise DataError(source, line, "response", "is missing" if resp is None else "is not text",
+                            "give every record the system's response as text")
+        if p.strip() in out:
+            raise DataError(source, line, "prompt", f"repeats the prompt of line {out[p.strip()][0]}", "keep one answer per prompt")
+        out[p.strip()] = (line, resp)
+    return out
+
+
+def cmd_judge(args) -> int:
+    "Answer --prompts with both sides (or read their answers), judge each pair, and write judge.json, judgements.jsonl and judge.html."
+    from ftbook.config import DataError
+    from ftbook.judge import answer_prompts, contains_answer, judge_pair, side_by_side
+    from ftbook.models import load_model, load_tokenizer, resolve_model
+    from ftbook.rlhf import RULES, reward_from
+    out = Path(args.out)
+    if out.exists() and not out.is_dir(): raise ConfigError(f"--out {out} is a file, not a folder\nFix: give a folder path (it is created if missing)")
+    if (out / "judge.json").exists() and not args.overwrite:
+        raise ConfigError(f"--out {out} already holds a comparison ({out / 'judge.json'})\nFix: pass --overwrite to replace it, or give another --out")
+    rules = ["rule:correct", *(f"rule:{r}" for r in RULES)]
+    if args.judge.startswith("rule:") and args.judge not in rules:
+        raise ConfigError(f"--judge {args.judge}: no such rule\nFix: use one of {', '.join(rules)}, or a reward model folder")
+    correct = args.judge == "rule:correct"
+    if correct and not args.prompts:
+        raise ConfigError("--judge rule:correct reads each prompt's answer from --prompts\nFix: pass --prompts FILE with an answer field per record")
+    sides = {"baseline": args.baseline, "candidate": args.candidate}
+    files = {k: _read_answers(v) for k, v in sides.items() if Path(v).suffix.lower() in ANSWER_FILES}
+    for k, v in sides.items():
+        if k not in files: resolve_model(v, "decoder", require_family=True)  # a model writes this side's answers
+    answers, aliases = [], []
+    if args.prompts: prompts, answers, aliases = _judge_prompts(args.prompts, correct)
+    elif files: prompts = list(next(iter(files.values())))
+    else: raise ConfigError("both sides are models, so there are no prompts to answer\nFix: pass --prompts FILE")
+    if len(prompts) < 2: raise DataError(args.prompts or sides[next(iter(files))], None, "prompt", f"has {len(prompts)} prompt(s)",
+                                         "give two or more prompts: a win rate needs them")
+    for k, got in files.items():
+        missing = [i for i, p in enumerate(prompts, 1) if p not in got]
+        if missing:
+            raise DataError(sides[k], None, "prompt", f"has no answer to prompt {missing[0]} ({prompts[missing[0] - 1]!r}), nor to "
+                            f"{len(missing) - 1} other(s)", "answer every prompt, or pass the --prompts this file answers")
+    judge = contains_answer(prompts, answers, aliases) if correct else reward_from(args.judge, judge=True)
+    texts = {}
+    for k, v in sides.items():
+        if k in files: texts[k] = [files[k][p][1] for p in prompts]
+        else:
+            tok, model = load_tokenizer(v), load_model(v)
+            texts[k] = answer_prompts(model, tok, prompts, max_new_tokens=args.max_new_tokens)
+    res = judge_pair(prompts, texts["baseline"], texts["candidate"], judge)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "judgements.jsonl", "".join(json.dumps(r) + "\n" for r in res.predictions))
+    atomic_write(out / "judge.html", side_by_side(res, page=True))
+    write_json(out / "judge.json", {**res.metrics, "judge": args.judge, "baseline": args.baseline, "candidate": args.candidate,
+                                    "prompts": str(args.prompts or ""), "max_new_tokens": args.max_new_tokens})
+    for l in res.lines: print(l)
+    print(f"Wrote {out / 'judge.json'}, {out / 'judgements.jsonl'} and {out / 'judge.html'}")
+    return 0
+
+
+@verb
+def add_judge_parser(sub):
+    p = sub.add_parser("judge", help="compare two models' (or answer files') answers with a judge neither trained on: win rate, length-controlled")
+    p.add_argument("--baseline", required=True, help="a chat model (preset, folder, hub id) or a file of prompt/response records")
+    p.add_argument("--candidate", required=True, help="the same, for the system to test against the baseline")
+    p.add_argument("--judge", required=True, help="a reward model folder (ftbook reward's OUT/model), rule:NAME (distinct, brevity, "
+                   "on_topic), or rule:correct (each prompt record's answer and aliases)")
+    p.add_argument("--prompts", help="held-out prompts: .txt (one per line) or records with prompt, question or messages "
+                   "(default: the first answers file's prompts)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=64, help="tokens per answer a model side writes (default 64)")
+    p.add_argument("--out", required=True, help="folder for judge.json, judgements.jsonl and judge.html")
+    p.add_argument("--overwrite", action="store_true", help="replace a comparison already in --out")
+    p.set_defaults(func=cmd_judge)
 
 # %% ../nbs/12_cli.ipynb #9f656d62
 def cmd_rlhf(args) -> int:

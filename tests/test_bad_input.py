@@ -47,6 +47,13 @@ MANY_PAIRS = "".join(PAIR(q, a, b) for q, a, b in zip(phrases(24, 5, seed=2), ph
 REWARD = ["reward", "--model", "tiny-bert", "--max-steps", "1"]
 
 
+JUDGE = ["judge", "--judge", "rule:distinct"]
+JUDGED = ["Why reef early?", "What does a boom vang do?", "How is a chart read?"]
+def ANSWERS(who: str, n: int = 3) -> str:
+    "An answers file: the first `n` of JUDGED, each with a response from `who`."
+    return jl(*({"prompt": q, "response": f"{who} says: it depends."} for q in JUDGED[:n]))
+
+
 def _pickled_model(d):
     "A copy of tiny-bert whose weights are a pickle (pytorch_model.bin) instead of safetensors."
     from transformers import AutoModelForSequenceClassification
@@ -224,6 +231,22 @@ CASES = {
         {"p.txt": PROMPTS}, ["p.txt", "12 of its 12 examples"]),
     "compare-eval-is-train": (["compare", "--task", "classify", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}",
                                "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_CLS}, ["tr.jsonl", "18 of its 18 examples", "--allow-overlap"]),
+    # judge: answers files, prompts, the judge and the two sides are all checked before a model loads or a file is written
+    "judge-answer-without-response": (JUDGE + ["--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}"],
+        {"a.jsonl": ANSWERS("A") + jl({"prompt": "One more?"}), "b.jsonl": ANSWERS("B")}, ["a.jsonl", "line 4", "field 'response'", "is missing"]),
+    "judge-answers-miss-a-prompt": (JUDGE + ["--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}"],
+        {"a.jsonl": ANSWERS("A"), "b.jsonl": ANSWERS("B", 2)}, ["b.jsonl", "field 'prompt'", "no answer to prompt 3", "answer every prompt"]),
+    "judge-answers-repeat-a-prompt": (JUDGE + ["--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}"],
+        {"a.jsonl": ANSWERS("A") + ANSWERS("A", 1), "b.jsonl": ANSWERS("B")}, ["a.jsonl", "line 4", "repeats the prompt of line 1"]),
+    "judge-no-such-rule": (["judge", "--judge", "rule:kind", "--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}"],
+        {"a.jsonl": ANSWERS("A"), "b.jsonl": ANSWERS("B")}, ["rule:kind", "no such rule", "rule:correct", "rule:distinct"]),
+    "judge-correct-needs-answers": (["judge", "--judge", "rule:correct", "--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}",
+                                     "--prompts", "{q.jsonl}"],
+        {"a.jsonl": ANSWERS("A"), "b.jsonl": ANSWERS("B"), "q.jsonl": jl(*({"prompt": q} for q in JUDGED))},
+        ["q.jsonl", "line 1", "field 'answer'", "choose another --judge"]),
+    "judge-baseline-is-an-encoder": (JUDGE + ["--baseline", "tiny-bert", "--candidate", "{b.jsonl}"],
+        {"b.jsonl": ANSWERS("B")}, ["tiny-bert", "is an encoder", "needs a decoder"]),
+    "judge-two-models-no-prompts": (JUDGE + ["--baseline", "tiny-llama", "--candidate", "tiny-llama"], {}, ["--prompts"]),
     # leakage: any format, preference pairs included
     "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
         {"tr.jsonl": PAIR("Be kind?", "Yes, always.", "No.") + PAIR("Tea?", "Yes please.", "Yes please."),

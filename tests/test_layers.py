@@ -9,7 +9,7 @@ LAYERS = [  # (layer, its modules in import order: a module may import the layer
     ("ground", ["config", "stats", "metrics", "data", "models"]),
     ("training machinery", ["train"]),
     # chapter 3 uses the leakage tools its companion chapter 3a builds, so leakage comes first
-    ("methods", ["leakage", "pitfalls", "selfsup", "sft", "classify", "reward", "rlhf", "dpo", "fast"]),
+    ("methods", ["leakage", "pitfalls", "selfsup", "sft", "classify", "reward", "judge", "rlhf", "dpo", "fast"]),
     ("cross-chapter tools", ["lora", "bench", "scale"]),
     ("command line", ["cli"]),
 ]
