@@ -20,7 +20,7 @@ from .data import DATA_DIR, READERS, SHIPPED, _coerce_csv, check_record, load_da
 
 # %% auto #0
 __all__ = ['FULL_LR', 'as_conversation', 'load_pairs', 'response_logps', 'dpo_loss', 'DPORunConfig', 'dpo_trainer', 'pair_logps',
-           'pair_summary', 'DPOMonitor', 'DPOEvalCallback', 'train_dpo', 'plot_dpo', 'dpo_recipe']
+           'pair_summary', 'DPOMonitor', 'DPOEvalCallback', 'train_dpo', 'plot_dpo', 'on_policy_pairs', 'dpo_recipe']
 
 # %% ../nbs/08_dpo.ipynb #8b62a33e
 import numpy as np
@@ -35,6 +35,7 @@ from .stats import proportion_interval
 from .rlhf import load_policy, token_logprobs
 from .train import default_learning_rate, last_checkpoint, print_plan, run_training, training_args, peak_memory_mb, reset_peak_memory, fast_defaults
 from .reward import load_preferences
+from .judge import answer_prompts
 
 # %% ../nbs/08_dpo.ipynb #b8c30a17
 def _messages(v, role: str) -> list[dict]:
@@ -170,7 +171,7 @@ def dpo_trainer(model, tokenizer,
                          logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
                          save_total_limit=2, gradient_checkpointing=False, eval_strategy="no",
                          optim=fast.optim)
-    drop_group = lambda ds: ds.remove_columns("group") if ds is not None and "group" in ds.column_names else ds  # for splitting only
+    drop_group = lambda ds: ds.select_columns(["prompt", "chosen", "rejected"]) if ds is not None else ds  # group and scores: for splitting and reading only
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=drop_group(train),
                          eval_dataset=drop_group(eval), processing_class=tokenizer)
     if "ref" in getattr(model, "peft_config", {}):  # TRL's copy of our fresh adapter: identical to the adapters switched off
@@ -393,6 +394,39 @@ def plot_dpo(runs: dict[str, list[dict]],  # label -> a run's `Result.history` (
     if title: fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08_dpo.ipynb #bdb2696f
+def on_policy_pairs(model, tokenizer,
+                    prompts: list[str],  # training prompts (user messages)
+                    scorer,  # (prompts, responses) -> one score per response, higher is better: a rule or a reward model
+                    k: int = 8,  # answers sampled per prompt
+                    pairs_per_prompt: int = 2,  # at most this many pairs per prompt: best with worst, then second best with second worst
+                    max_new_tokens: int = 32,  # upper bound on each answer's tokens
+                    temperature: float = 1.0,  # sampling temperature
+                    seed: int = 0,  # seeds the sampling
+                   ) -> Dataset:
+    """Preference pairs made from the policy's own answers: sample `k` answers to each prompt, score them with `scorer`,
+    and pair the best with the worst. A pair whose two scores tie is skipped, so a prompt the policy always gets right
+    (or always wrong) gives none. Conversational records for `train_dpo`, with the scores, and `group` = the prompt's
+    index, so that `split_data` keeps a prompt's pairs together."""
+    if k < 2: raise ConfigError(f"k must be >= 2 to make a pair, not {k}")
+    asked = [p for p in prompts for _ in range(k)]
+    answers = answer_prompts(model, tokenizer, asked, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
+                             seed=seed, batch_size=max(k, 48 // k * k))
+    scores = np.asarray(scorer(asked, answers), float)
+    rows = []
+    for i, p in enumerate(prompts):
+        a, s = answers[i * k:(i + 1) * k], scores[i * k:(i + 1) * k]
+        order = np.argsort(-s, kind="stable")  # best first; equal scores keep their sampling order
+        for j in range(min(pairs_per_prompt, k // 2)):
+            hi, lo = order[j], order[-1 - j]
+            if s[hi] <= s[lo]: break
+            rows.append({"prompt": [{"role": "user", "content": p}], "chosen": [{"role": "assistant", "content": a[hi]}],
+                         "rejected": [{"role": "assistant", "content": a[lo]}], "chosen_score": float(s[hi]),
+                         "rejected_score": float(s[lo]), "group": i})
+    if not rows: raise ConfigError(f"no pairs: on each of the {len(prompts)} prompts, all {k} sampled answers scored the same\n"
+                                   "Fix: sample more answers (k), raise the temperature, or use prompts the policy sometimes gets right")
+    return Dataset.from_list(rows)
 
 # %% ../nbs/08_dpo.ipynb #8cf01f6e
 def dpo_recipe(quick: bool = False  # the same run: the tour's is already a short demonstration

@@ -155,3 +155,35 @@ def test_cli_refuses_malformed_pairs_before_writing_anything(tmp_path):
 def test_config_rejects_bad_values():
     with pytest.raises(ConfigError): DPORunConfig(beta=0)
     with pytest.raises(ConfigError): DPORunConfig(sft_weight=-1)
+
+
+def test_on_policy_pairs_put_the_better_scored_answer_first_and_skip_ties(tok):
+    from ftbook.dpo import on_policy_pairs
+    policy = load_policy(TINY, DPORunConfig())
+    by_length = lambda prompts, responses: [float(len(r)) for r in responses]  # a scorer whose answers rarely tie
+    prompts = [f"Name a thing: {w}?" for w in WORDS[:3]]
+    pairs = on_policy_pairs(policy, tok, prompts, by_length, k=4, pairs_per_prompt=2, max_new_tokens=6, seed=0)
+    assert len(pairs) > 0 and all(c > r for c, r in zip(pairs["chosen_score"], pairs["rejected_score"]))
+    assert all(len(c[0]["content"]) > len(r[0]["content"]) for c, r in zip(pairs["chosen"], pairs["rejected"]))
+    assert max(list(pairs["group"]).count(g) for g in set(pairs["group"])) <= 2  # pairs_per_prompt
+    assert {p[0]["content"] for p in pairs["prompt"]} <= set(prompts)
+    again = on_policy_pairs(policy, tok, prompts, by_length, k=4, pairs_per_prompt=2, max_new_tokens=6, seed=0)
+    assert again["chosen"] == pairs["chosen"]  # the seed makes the sampling again
+    with pytest.raises(ConfigError, match="no pairs"):
+        on_policy_pairs(policy, tok, prompts, lambda p, r: [1.0] * len(r), k=2, max_new_tokens=4)
+    with pytest.raises(ConfigError, match="k must be >= 2"):
+        on_policy_pairs(policy, tok, prompts, by_length, k=1)
+
+
+def test_the_recorded_on_policy_experiment_runs_end_to_end(tmp_path):
+    "exp_onpolicy_dpo's every code path, on a tiny random model (EXP_SMOKE): the JSON chapter 8 reads, with its fields."
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "exp.json"
+    r = subprocess.run([sys.executable, "-m", "ftbook.recorded.exp_onpolicy_dpo", "--json", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "EXP_SMOKE": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert {"machine", "seconds", "data_sha256", "rows", "predictions", "metrics", "train_pairs", "held_out_pairs"} <= set(got)
+    assert {"sampled_correct_before", "sampled_correct_after", "greedy_before", "greedy_after"} <= set(got["rows"][0])
