@@ -736,7 +736,7 @@ def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], li
     from ftbook.config import DataError
     from ftbook.data import DATA_DIR, SHIPPED, read_records
     path = DATA_DIR / SHIPPED[str(source)][0] if str(source) in SHIPPED else Path(source)
-    prompts, answers, aliases = [], [], []
+    prompts, answers, aliases, seen = [], [], [], {}
     for line, r in read_records(path):
         p = r.get("prompt", r.get("question", r.get("text")))
         if p is None and isinstance(r.get("messages"), list):
@@ -744,14 +744,19 @@ def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], li
         if not isinstance(p, str) or not p.strip():
             raise DataError(source, line, "prompt", "is missing or empty" if p is None or isinstance(p, str) else "is not text",
                             "give each record a prompt (or question) field with text")
+        key = " ".join(re.findall(r"[a-z0-9]+", p.lower()))  # case, spacing and punctuation aside, as rule:correct reads it
+        if key in seen: raise DataError(source, line, "prompt", f"repeats the prompt of line {seen[key]}", "keep each prompt once")
+        seen[key] = line
         prompts.append(p.strip())
         if need_answers:
             a, al = r.get("answer"), r.get("aliases") or []
+            if isinstance(a, (int, float)) and not isinstance(a, bool): a = str(a)  # a number read from JSON
             if not isinstance(a, str) or not a.strip():
-                raise DataError(source, line, "answer", "is missing or empty: rule:correct checks each answer against it",
-                                "give every prompt its answer (and optional aliases), or choose another --judge")
+                raise DataError(source, line, "answer", "is missing or empty: rule:correct checks each answer against it"
+                                if a is None or isinstance(a, str) else "is not text", "give every prompt its answer (and optional aliases), or choose another --judge")
+            if isinstance(al, str): al = [x.strip() for x in al.split("|") if x.strip()]  # a CSV/TSV cell: forms separated by |
             if not (isinstance(al, list) and all(isinstance(x, str) for x in al)):
-                raise DataError(source, line, "aliases", "is not a list of strings", 'write it as ["first form", "second form"]')
+                raise DataError(source, line, "aliases", "is not a list of strings", 'write it as ["first form", "second form"] (in CSV: first form|second form)')
             answers.append(a), aliases.append(al)
     return prompts, answers, aliases
 
@@ -797,15 +802,22 @@ def cmd_judge(args) -> int:
         if k not in files: resolve_model(v, "decoder", require_family=True)  # a model writes this side's answers
     answers, aliases = [], []
     if args.prompts: prompts, answers, aliases = _judge_prompts(args.prompts, correct)
-    elif files: prompts = list(next(iter(files.values())))
+    elif files:
+        prompts = list(next(iter(files.values())))
+        for k, got in files.items():
+            extra = [p for p in got if p not in set(prompts)]
+            if extra:
+                raise DataError(sides[k], got[extra[0]][0], "prompt", f"answers a prompt the other file does not ({len(extra)} in all)",
+                                "give both files the same prompts, or pass --prompts FILE to choose which to compare")
     else: raise ConfigError("both sides are models, so there are no prompts to answer\nFix: pass --prompts FILE")
     if len(prompts) < 2: raise DataError(args.prompts or sides[next(iter(files))], None, "prompt", f"has {len(prompts)} prompt(s)",
                                          "give two or more prompts: a win rate needs them")
     for k, got in files.items():
         missing = [i for i, p in enumerate(prompts, 1) if p not in got]
         if missing:
-            raise DataError(sides[k], None, "prompt", f"has no answer to prompt {missing[0]} ({prompts[missing[0] - 1]!r}), nor to "
-                            f"{len(missing) - 1} other(s)", "answer every prompt, or pass the --prompts this file answers")
+            more = f", nor to {len(missing) - 1} other prompt(s)" if len(missing) > 1 else ""
+            raise DataError(sides[k], None, "prompt", f"has no answer to prompt {missing[0]} of {args.prompts or sides['baseline']} "
+                            f"({prompts[missing[0] - 1]!r}){more}", "answer every prompt, or pass the --prompts this file answers")
     judge = contains_answer(prompts, answers, aliases) if correct else reward_from(args.judge, judge=True)
     texts = {}
     for k, v in sides.items():
@@ -817,7 +829,8 @@ def cmd_judge(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "judgements.jsonl", "".join(json.dumps(r) + "\n" for r in res.predictions))
     atomic_write(out / "judge.html", side_by_side(res, page=True))
-    write_json(out / "judge.json", {**res.metrics, "judge": args.judge, "baseline": args.baseline, "candidate": args.candidate,
+    finite = {k: (v if v == v else None) for k, v in res.metrics.items()}  # an undefined rate is null, not NaN, in JSON
+    write_json(out / "judge.json", {**finite, "judge": args.judge, "baseline": args.baseline, "candidate": args.candidate,
                                     "prompts": str(args.prompts or ""), "max_new_tokens": args.max_new_tokens})
     for l in res.lines: print(l)
     print(f"Wrote {out / 'judge.json'}, {out / 'judgements.jsonl'} and {out / 'judge.html'}")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .config import Result
 from .models import chat
-from .stats import Interval, mcnemar, proportion_interval
+from .stats import Interval, mcnemar, paired_bootstrap, proportion_interval
 
 # %% auto #0
 __all__ = ['answer_prompts', 'contains_answer', 'words', 'win_rate_interval', 'length_controlled_win_rate', 'judge_pair',
@@ -52,8 +52,11 @@ def contains_answer(prompts: list[str],  # the questions, in the order the judge
                    ):
     """A verifiable judge: a function (prompts, responses) -> 1.0 where the response contains an accepted answer to its
     prompt as whole words (case and punctuation aside), else 0.0."""
-    accepted = {_norm(p): [_norm(a) for a in [ans, *(al or [])] if _norm(a)]
-                for p, ans, al in zip(prompts, answers, aliases or [[]] * len(prompts))}
+    accepted = {}
+    for p, ans, al in zip(prompts, answers, aliases or [[]] * len(prompts)):
+        forms = [_norm(a) for a in [ans, *(al or [])] if _norm(a)]
+        if accepted.get(_norm(p), forms) != forms: raise ValueError(f"the prompt {p!r} appears twice with different answers")
+        accepted[_norm(p)] = forms
     def correct(ps: list[str], responses: list[str]) -> np.ndarray:
         missing = [p for p in ps if _norm(p) not in accepted]
         if missing: raise KeyError(f"no reference answer for the prompt {missing[0]!r}")
@@ -66,17 +69,20 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def win_rate_interval(wins: int, losses: int, n: int,  # counts over `n` prompts; the rest are ties
+def win_rate_interval(outcome,  # per prompt: 1 the candidate won, 0 it lost, 0.5 a tie
                       confidence: float = 0.95,
+                      seed: int = 0,  # seeds the resampling
                      ) -> Interval:
-    """The win rate (a tie counts half) with its interval: the ties held fixed, the Clopper-Pearson interval of the wins'
-    share of the decided prompts, mapped back onto all `n`. With nothing decided, the rate is one half exactly."""
-    ties, decided = n - wins - losses, wins + losses
-    if ties < 0: raise ValueError(f"wins + losses ({decided}) exceed the prompts ({n})")
-    if not decided: return Interval(0.5, 0.5, 0.5, confidence, n)
-    ci = proportion_interval(wins, decided, confidence)
-    to_all = lambda share: (ties / 2 + decided * share) / n
-    return Interval(to_all(ci.estimate), to_all(ci.low), to_all(ci.high), confidence, n)
+    """The win rate (a tie counts half) with a bootstrap interval over prompts. Where every prompt has the same outcome,
+    resampling shows no spread, so the exact Clopper-Pearson interval of the win count (ties as halves, rounded) is used."""
+    o = np.asarray(outcome, float)
+    if o.ndim != 1 or len(o) < 2 or not np.isin(o, (0.0, 0.5, 1.0)).all():
+        raise ValueError("give two or more outcomes, each 1 (win), 0 (loss) or 0.5 (tie)")
+    if (o == o[0]).all():
+        ci = proportion_interval(int(np.floor(o.sum() + 0.5)), len(o), confidence)
+        return Interval(float(o.mean()), ci.low, ci.high, confidence, len(o))
+    iv = paired_bootstrap(o, np.zeros_like(o), confidence, seed=seed)
+    return Interval(iv.estimate, iv.low, iv.high, confidence, len(o))
 
 
 def length_controlled_win_rate(outcome,  # per prompt: 1 the candidate won, 0 it lost, 0.5 a tie
@@ -128,7 +134,7 @@ def judge_pair(prompts: list[str],  # the held-out prompts both systems answered
     outcome = np.where(win, 1.0, np.where(loss, 0.0, 0.5))
     la, lb = np.array([words(t) for t in baseline]), np.array([words(t) for t in candidate])
     w, l = int(win.sum()), int(loss.sum())
-    wr = win_rate_interval(w, l, n)
+    wr = win_rate_interval(outcome)
     lc, sign = length_controlled_win_rate(outcome, lb - la), mcnemar(win, loss)
     m = {"n_prompts": n, "wins": w, "losses": l, "ties": n - w - l, "win_rate": float(outcome.mean()), "win_rate_low": wr.low, "win_rate_high": wr.high, "sign_test_p": sign.p_value,
          "lc_win_rate": lc.estimate, "lc_win_rate_low": lc.low, "lc_win_rate_high": lc.high,
@@ -158,7 +164,8 @@ def plot_length_control(res: Result,  # `judge_pair`'s result
     ax.set_yticks([0, 0.5, 1], [f"{names[0]} wins", "tie", f"{names[1]} wins"])
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(f"words: {names[1]} minus {names[0]}")
-    ax.set_title(f"win rate {res.metrics['win_rate']:.0%}; length-controlled {res.metrics['lc_win_rate']:.0%}")
+    lc = res.metrics["lc_win_rate"]
+    ax.set_title(f"win rate {res.metrics['win_rate']:.0%}; length-controlled " + (f"{lc:.0%}" if np.isfinite(lc) else "undefined"))
     fig.tight_layout()
     return fig
 

@@ -246,6 +246,11 @@ CASES = {
         ["q.jsonl", "line 1", "field 'answer'", "choose another --judge"]),
     "judge-baseline-is-an-encoder": (JUDGE + ["--baseline", "tiny-bert", "--candidate", "{b.jsonl}"],
         {"b.jsonl": ANSWERS("B")}, ["tiny-bert", "is an encoder", "needs a decoder"]),
+    "judge-prompts-repeat": (JUDGE + ["--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}", "--prompts", "{q.txt}"],
+        {"a.jsonl": ANSWERS("A"), "b.jsonl": ANSWERS("B"), "q.txt": "".join(f"{q}\n" for q in JUDGED) + "why REEF early\n"},
+        ["q.txt", "line 4", "repeats the prompt of line 1"]),
+    "judge-files-answer-different-prompts": (JUDGE + ["--baseline", "{a.jsonl}", "--candidate", "{b.jsonl}"],
+        {"a.jsonl": ANSWERS("A", 2), "b.jsonl": ANSWERS("B")}, ["b.jsonl", "line 3", "answers a prompt the other file does not"]),
     "judge-two-models-no-prompts": (JUDGE + ["--baseline", "tiny-llama", "--candidate", "tiny-llama"], {}, ["--prompts"]),
     # leakage: any format, preference pairs included
     "chosen-equals-rejected": (["leakage", "{tr.jsonl}", "{ev.jsonl}"],
