@@ -735,6 +735,7 @@ def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], li
     "The prompts of --prompts (a file or a shipped name) and, for rule:correct, each one's answer and aliases."
     from ftbook.config import DataError
     from ftbook.data import DATA_DIR, SHIPPED, read_records
+    from ftbook.judge import normalize_answer
     path = DATA_DIR / SHIPPED[str(source)][0] if str(source) in SHIPPED else Path(source)
     prompts, answers, aliases, seen = [], [], [], {}
     for line, r in read_records(path):
@@ -744,7 +745,7 @@ def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], li
         if not isinstance(p, str) or not p.strip():
             raise DataError(source, line, "prompt", "is missing or empty" if p is None or isinstance(p, str) else "is not text",
                             "give each record a prompt (or question) field with text")
-        key = " ".join(re.findall(r"[a-z0-9]+", p.lower()))  # case, spacing and punctuation aside, as rule:correct reads it
+        key = normalize_answer(p)  # case, spacing and punctuation aside, as rule:correct reads it
         if key in seen: raise DataError(source, line, "prompt", f"repeats the prompt of line {seen[key]}", "keep each prompt once")
         seen[key] = line
         prompts.append(p.strip())

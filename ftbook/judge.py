@@ -22,8 +22,8 @@ from .models import chat
 from .stats import Interval, mcnemar, paired_bootstrap, proportion_interval
 
 # %% auto #0
-__all__ = ['answer_prompts', 'contains_answer', 'words', 'win_rate_interval', 'length_controlled_win_rate', 'judge_pair',
-           'plot_length_control', 'side_by_side']
+__all__ = ['answer_prompts', 'normalize_answer', 'contains_answer', 'words', 'win_rate_interval', 'length_controlled_win_rate',
+           'judge_pair', 'plot_length_control', 'side_by_side']
 
 # %% ../nbs/06a_judge.ipynb #7e5efbc9
 def answer_prompts(model, tokenizer,
@@ -43,7 +43,9 @@ def answer_prompts(model, tokenizer,
     return out
 
 # %% ../nbs/06a_judge.ipynb #07cea698
-def _norm(text: str) -> str: return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+def normalize_answer(text: str) -> str:
+    "Lower-case letters and digits only, one space apart: how `contains_answer` compares prompts and answers."
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def contains_answer(prompts: list[str],  # the questions, in the order the judge will see them
@@ -54,13 +56,13 @@ def contains_answer(prompts: list[str],  # the questions, in the order the judge
     prompt as whole words (case and punctuation aside), else 0.0."""
     accepted = {}
     for p, ans, al in zip(prompts, answers, aliases or [[]] * len(prompts)):
-        forms = [_norm(a) for a in [ans, *(al or [])] if _norm(a)]
-        if accepted.get(_norm(p), forms) != forms: raise ValueError(f"the prompt {p!r} appears twice with different answers")
-        accepted[_norm(p)] = forms
+        forms = [normalize_answer(a) for a in [ans, *(al or [])] if normalize_answer(a)]
+        if accepted.get(normalize_answer(p), forms) != forms: raise ValueError(f"the prompt {p!r} appears twice with different answers")
+        accepted[normalize_answer(p)] = forms
     def correct(ps: list[str], responses: list[str]) -> np.ndarray:
-        missing = [p for p in ps if _norm(p) not in accepted]
+        missing = [p for p in ps if normalize_answer(p) not in accepted]
         if missing: raise KeyError(f"no reference answer for the prompt {missing[0]!r}")
-        return np.array([float(any(f" {a} " in f" {_norm(r)} " for a in accepted[_norm(p)])) for p, r in zip(ps, responses)])
+        return np.array([float(any(f" {a} " in f" {normalize_answer(r)} " for a in accepted[normalize_answer(p)])) for p, r in zip(ps, responses)])
     return correct
 
 # %% ../nbs/06a_judge.ipynb #8cdd0970
