@@ -11,6 +11,7 @@ Modules:
 - `ftbook.recorded.exp_mlm_head`: Can any masked-LM head on the frozen MiniLM encoder fill masks better than a unigram guess, given all the English text that ships offline? A longer warm-up than chapter 4 can afford on a CPU.
 - `ftbook.recorded.exp_onpolicy_dpo`: DPO of SmolLM2-135M-Instruct on pairs made from its own answers (on-policy), ranked by a verifiable rule.
 - `ftbook.recorded.exp_reward_smollm2`: SmolLM2-135M-Instruct as a pairwise reward model on the shipped twin preferences, beside MiniLM trained the same way.
+- `ftbook.recorded.exp_rlhf_facts`: RLHF of SmolLM2-135M-Instruct with a verifiable reward: ftbook's PPO and TRL's GRPO, rewarded by a fact check.
 - `ftbook.recorded.exp_rlhf_smollm2`: RLHF on SmolLM2-135M-Instruct against the chapter-06 reward model: ftbook's PPO, PPO without its KL penalty, and TRL's RLOO and GRPO, on the same prompts, updates and responses per update.
 - `ftbook.recorded.gpu_check`: The GPU check: what the book's `#| gpu` cells plan, measured on a card, in one JSON."""
 

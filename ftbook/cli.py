@@ -861,17 +861,24 @@ def cmd_rlhf(args) -> int:
     from ftbook.config import DataError, get_profile, model_for
     from ftbook.leakage import normalize_text
     from ftbook.models import load_tokenizer, resolve_model
+    from ftbook.judge import contains_answer
     from ftbook.rlhf import RLHFConfig, check_processes, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
     from ftbook.train import save_model
     check_out(args)
     if args.grad_accum: raise ConfigError("--grad-accum does not apply to ftbook rlhf: each update is one batch of responses\n"
                                           "Fix: set the responses per update with --batch-size")
-    prompts = load_prompts(args.prompts)
+    correct = args.reward == "rule:correct"  # a verifiable reward: each prompt record carries its answer
+    if correct:
+        prompts, answers, aliases = _judge_prompts(args.prompts, need_answers=True)
+        if args.eval_prompts:
+            held_p, held_a, held_al = _judge_prompts(args.eval_prompts, need_answers=True)
+            answers, aliases = answers + held_a, aliases + held_al
+    else: prompts = load_prompts(args.prompts)
     over = {k: v for k, v in training_overrides(args).items() if k not in ("num_epochs", "max_steps", "grad_accum")}
     cfg = RLHFConfig.for_profile(algo=args.algo, kl_coef=args.kl_coef, **over,
                                  **({"num_generations": args.num_generations} if args.num_generations else {}),
                                  **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
-    if args.eval_prompts: train, held = prompts, load_prompts(args.eval_prompts)
+    if args.eval_prompts: train, held = prompts, held_p if correct else load_prompts(args.eval_prompts)
     else:
         keys = [normalize_text(p) for p in prompts]  # what the overlap check compares: case, spacing and punctuation aside
         first = {}
@@ -888,7 +895,12 @@ def cmd_rlhf(args) -> int:
     cfg = RLHFConfig(**{**asdict(cfg), "max_steps": steps})
     check_processes(cfg, len(train))  # before --out is created
     overlap = guard_overlap(args, train, held, args.prompts, args.eval_prompts)
-    reward_fn, judge_fn = reward_from(args.reward), reward_from(args.judge, judge=True)
+    if correct:
+        try: reward_fn = contains_answer(prompts + (held if args.eval_prompts else []), answers, aliases)
+        except ValueError as e:  # one prompt in both files with different answers (only with --allow-overlap)
+            raise DataError(args.eval_prompts, None, "answer", f"disagrees with --prompts: {e}", "give a repeated prompt the same answer in both files")
+    else: reward_fn = reward_from(args.reward)
+    judge_fn = reward_from(args.judge, judge=True)
     name = args.policy or model_for("causal_lm", get_profile())
     resolve_model(name, "decoder", require_family=True)  # the policy writes the answers
     tok, policy = load_tokenizer(name), load_policy(name, cfg)
@@ -909,7 +921,8 @@ def cmd_rlhf(args) -> int:
 def add_rlhf_parser(sub):
     p = sub.add_parser("rlhf", help="optimise a policy against a reward model or rule with PPO, RLOO or GRPO")
     p.add_argument("--policy", help="decoder preset, folder or hub id (default: the profile's, smollm2-135m-instruct on cpu)")
-    p.add_argument("--reward", required=True, help="a reward model folder (ftbook reward's OUT/model) or rule:NAME (distinct, brevity, on_topic)")
+    p.add_argument("--reward", required=True, help="a reward model folder (ftbook reward's OUT/model), rule:NAME (distinct, brevity, "
+                   "on_topic), or rule:correct (1 where a response contains its prompt record's answer or an alias)")
     p.add_argument("--judge", default="rule:distinct", help="a second scorer, never trained on: folder or rule:NAME (default: rule:distinct)")
     p.add_argument("--prompts", required=True, help="prompts: .txt (one per line) or .jsonl/.json/.csv/.tsv with prompt or messages")
     p.add_argument("--eval-prompts", help="held-out prompts for before/after (default: a fifth of --prompts)")

@@ -229,6 +229,13 @@ CASES = {
     "rlhf-eval-prompts-are-prompts": (["rlhf", "--policy", "tiny-llama", "--reward", "rule:brevity", "--max-steps", "1",
                                        "--prompts", "{p.txt}", "--eval-prompts", "{p.txt}"],
         {"p.txt": PROMPTS}, ["p.txt", "12 of its 12 examples"]),
+    "rlhf-correct-without-answer": (["rlhf", "--policy", "tiny-llama", "--reward", "rule:correct", "--max-steps", "1", "--prompts", "{qa.jsonl}"],
+        {"qa.jsonl": jl(*({"prompt": q, "answer": "yes"} for q in JUDGED), {"prompt": "Is the mast stepped?"})},
+        ["qa.jsonl", "line 4", "field 'answer'", "rule:correct"]),
+    "rlhf-correct-eval-without-answer": (["rlhf", "--policy", "tiny-llama", "--reward", "rule:correct", "--max-steps", "1",
+                                          "--prompts", "{qa.jsonl}", "--eval-prompts", "{ev.jsonl}"],
+        {"qa.jsonl": jl(*({"prompt": q, "answer": "yes"} for q in JUDGED)), "ev.jsonl": jl({"prompt": "Is the mast stepped?", "aliases": ["no"]})},
+        ["ev.jsonl", "line 1", "field 'answer'"]),
     "compare-eval-is-train": (["compare", "--task", "classify", "--model", "tiny-bert", "--max-steps", "1", "--train", "{tr.jsonl}",
                                "--eval", "{tr.jsonl}"], {"tr.jsonl": GOOD_CLS}, ["tr.jsonl", "18 of its 18 examples", "--allow-overlap"]),
     # judge: answers files, prompts, the judge and the two sides are all checked before a model loads or a file is written

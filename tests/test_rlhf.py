@@ -220,3 +220,22 @@ def test_cli_rlhf_holds_out_a_repeated_prompt_whole(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (m["overlap_share"], m["overlap_checked_train"], m["overlap_checked_eval"]) == (0.0, 14, 1)  # 8 distinct: 1 held out, 7 twice in training
+
+
+def test_the_recorded_fact_check_experiment_runs_end_to_end(tmp_path):
+    "exp_rlhf_facts's every code path (PPO and GRPO), on a tiny random model (EXP_SMOKE): the JSON chapter 7 reads, with its fields."
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "exp.json"
+    r = subprocess.run([sys.executable, "-m", "ftbook.recorded.exp_rlhf_facts", "--json", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "EXP_SMOKE": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert {"machine", "seconds", "data_sha256", "training_questions", "held_out_questions", "samples_per_question", "arms"} <= set(got)
+    assert [a["arm"] for a in got["arms"]] == ["ppo", "grpo"]
+    for a in got["arms"]:
+        assert len(a["rows"]) == got["held_out_questions"] and len(a["history"]) == a["config"]["max_steps"]
+        assert {"sampled_correct_before", "sampled_correct_after", "sampled_words_before", "sampled_words_after", "greedy_correct_before",
+                "greedy_correct_after", "sample_before", "sample_after"} <= set(a["rows"][0])
+        assert not set(got["training_questions"]) & {r["question"] for r in a["rows"]}  # held-out questions never trained on
