@@ -731,7 +731,7 @@ TOUR.append(("reward", "ftbook.reward:reward_recipe"))
 ANSWER_FILES = (".jsonl", ".json", ".csv", ".tsv")
 
 
-def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], list[list[str]]]:
+def _judge_prompts(source, need_answers: bool, flag: str = "--judge") -> tuple[list[str], list[str], list[list[str]]]:
     "The prompts of --prompts (a file or a shipped name) and, for rule:correct, each one's answer and aliases."
     from ftbook.config import DataError
     from ftbook.data import DATA_DIR, SHIPPED, read_records
@@ -754,7 +754,7 @@ def _judge_prompts(source, need_answers: bool) -> tuple[list[str], list[str], li
             if isinstance(a, (int, float)) and not isinstance(a, bool): a = str(a)  # a number read from JSON
             if not isinstance(a, str) or not a.strip():
                 raise DataError(source, line, "answer", "is missing or empty: rule:correct checks each answer against it"
-                                if a is None or isinstance(a, str) else "is not text", "give every prompt its answer (and optional aliases), or choose another --judge")
+                                if a is None or isinstance(a, str) else "is not text", f"give every prompt its answer (and optional aliases), or choose another {flag}")
             if isinstance(al, str): al = [x.strip() for x in al.split("|") if x.strip()]  # a CSV/TSV cell: forms separated by |
             if not (isinstance(al, list) and all(isinstance(x, str) for x in al)):
                 raise DataError(source, line, "aliases", "is not a list of strings", 'write it as ["first form", "second form"] (in CSV: first form|second form)')
@@ -862,16 +862,19 @@ def cmd_rlhf(args) -> int:
     from ftbook.leakage import normalize_text
     from ftbook.models import load_tokenizer, resolve_model
     from ftbook.judge import contains_answer
-    from ftbook.rlhf import RLHFConfig, check_processes, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
+    from ftbook.rlhf import RULES, RLHFConfig, check_processes, load_policy, load_prompts, plot_runs, reward_from, train_rlhf
     from ftbook.train import save_model
     check_out(args)
     if args.grad_accum: raise ConfigError("--grad-accum does not apply to ftbook rlhf: each update is one batch of responses\n"
                                           "Fix: set the responses per update with --batch-size")
     correct = args.reward == "rule:correct"  # a verifiable reward: each prompt record carries its answer
+    if args.reward.startswith("rule:") and not correct and args.reward[5:] not in RULES:
+        raise ConfigError(f"--reward {args.reward}: no such rule\nFix: use one of {', '.join('rule:' + r for r in [*RULES, 'correct'])}, "
+                          "or a reward model folder")
     if correct:
-        prompts, answers, aliases = _judge_prompts(args.prompts, need_answers=True)
+        prompts, answers, aliases = _judge_prompts(args.prompts, need_answers=True, flag="--reward")
         if args.eval_prompts:
-            held_p, held_a, held_al = _judge_prompts(args.eval_prompts, need_answers=True)
+            held_p, held_a, held_al = _judge_prompts(args.eval_prompts, need_answers=True, flag="--reward")
             answers, aliases = answers + held_a, aliases + held_al
     else: prompts = load_prompts(args.prompts)
     over = {k: v for k, v in training_overrides(args).items() if k not in ("num_epochs", "max_steps", "grad_accum")}
@@ -924,7 +927,8 @@ def add_rlhf_parser(sub):
     p.add_argument("--reward", required=True, help="a reward model folder (ftbook reward's OUT/model), rule:NAME (distinct, brevity, "
                    "on_topic), or rule:correct (1 where a response contains its prompt record's answer or an alias)")
     p.add_argument("--judge", default="rule:distinct", help="a second scorer, never trained on: folder or rule:NAME (default: rule:distinct)")
-    p.add_argument("--prompts", required=True, help="prompts: .txt (one per line) or .jsonl/.json/.csv/.tsv with prompt or messages")
+    p.add_argument("--prompts", required=True, help="prompts: .txt (one per line) or .jsonl/.json/.csv/.tsv with prompt or messages; "
+                   "with --reward rule:correct, records with prompt (or question), answer and optional aliases, or a shipped set such as general_qa")
     p.add_argument("--eval-prompts", help="held-out prompts for before/after (default: a fifth of --prompts)")
     p.add_argument("--algo", choices=("ppo", "rloo", "grpo"), default="ppo", help="ftbook's PPO (default), or TRL's RLOO or GRPO")
     p.add_argument("--kl-coef", type=_number(float, 0, False, "a number >= 0"), default=0.05,

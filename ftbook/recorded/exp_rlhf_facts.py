@@ -9,8 +9,9 @@ Chapter 7 runs this recipe small on a CPU; this experiment runs it at the size i
 - **Arms**: ftbook's PPO (16 prompts, one answer each, per update) and TRL's GRPO (4 prompts, 4 answers each), so
   that both score 16 answers per update. Both: 16 updates, full fine-tuning at learning rate 2e-5, beta 0.05, answers
   of up to 32 new tokens sampled at temperature 1.
-- **Evaluation before and after, on the 40 held-out questions**: 8 sampled answers each (temperature 1, seed 5) and one
-  greedy answer, judged by the same rule. The KL to the starting model is measured on one sampled answer per held-out
+- **Evaluation before and after, on the 40 held-out questions**: 8 sampled answers each (temperature 1 with
+  transformers' default top-k of 50, seeded once with 5 before the batches) and one greedy answer, judged by the same
+  rule. Training samples without top-k. The KL to the starting model is measured on one sampled answer per held-out
   question, as `train_rlhf` reports it.
 
 Written as JSON, with the machine:
@@ -58,6 +59,13 @@ def answers(model, tok, questions, judge):
             "sample": [sampled[i * SAMPLES] for i in range(len(questions))], "greedy": greedy, "greedy_correct": judge(questions, greedy)}
 
 
+def no_nan(x):
+    "The result with NaN (a metric this run does not measure, such as the judge's) written as null: strict JSON."
+    if isinstance(x, dict): return {k: no_nan(v) for k, v in x.items()}
+    if isinstance(x, list): return [no_nan(v) for v in x]
+    return None if isinstance(x, float) and x != x else x
+
+
 def main(out: Path):
     t0 = time.time()
     quiet()
@@ -85,7 +93,7 @@ def main(out: Path):
         print(f"{arm}: sampled accuracy {before['sampled_correct'].mean():.3f} -> {after['sampled_correct'].mean():.3f}, greedy "
               f"{before['greedy_correct'].mean():.3f} -> {after['greedy_correct'].mean():.3f}; {res.lines[0]}", flush=True)
     result["seconds"] = round(time.time() - t0)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(no_nan(result), indent=1, allow_nan=False) + "\n")
     print(f"{result['seconds']} s; wrote {out}")
 
 
