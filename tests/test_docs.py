@@ -1,4 +1,5 @@
-"""The documentation site builds offline, and each page renders in headless Chromium with its title, code and figures."""
+"""The documentation site builds offline, and each page renders in headless Chromium with its title, code, figures and
+maths, with no network beyond the local server."""
 import http.server
 import shutil
 import subprocess
@@ -78,3 +79,31 @@ def test_code_and_outputs_fit_the_text_column_at_laptop_width(site, browser, pag
     pg.close()
     assert column > 800, f"the text column is {column:.0f} px wide"
     assert not wide, f"{len(wide)} blocks scroll sideways, e.g. {wide[:3]}"
+
+
+def test_maths_renders_with_no_network(site, browser):
+    """Every page with maths typesets it from the site's own copy of KaTeX: requests anywhere but the local server are
+    refused, and no raw `\\(` or `\\[` delimiter is left in the text once the page has loaded."""
+    docs, url = site
+    maths = sorted(p.stem for p in docs.glob("*.html") if "site_libs/katex/katex.min.js" in p.read_text())
+    assert "08_dpo" in maths and len(maths) >= 5, maths  # the DPO objective, and the other chapters' formulas
+    assert not [p.name for p in docs.glob("*.html") if "cdn.jsdelivr.net/npm/katex" in p.read_text()]
+    ctx = browser.new_context()
+    refused = []
+    def local_only(route):
+        if route.request.url.startswith(url): route.continue_()
+        else: refused.append(route.request.url); route.abort()
+    ctx.route("**/*", local_only)
+    raw = {}
+    for page in maths:
+        pg = ctx.new_page()
+        pg.goto(f"{url}/{page}.html", wait_until="load")
+        pg.wait_for_function("document.querySelectorAll('main .katex').length > 0", timeout=15_000)
+        text = pg.evaluate("(() => { const m = document.querySelector('main').cloneNode(true);"
+                           " m.querySelectorAll('pre, code, .katex').forEach(e => e.remove()); return m.innerText; })()")
+        left = [d for d in ("\\(", "\\[") if d in text]
+        if left: raw[page] = (left, text[max(0, text.find(left[0]) - 60):text.find(left[0]) + 80])
+        pg.close()
+    ctx.close()
+    assert not raw, f"raw TeX left on the page: {raw}"
+    assert not [u for u in refused if "katex" in u], refused

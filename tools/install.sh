@@ -19,4 +19,6 @@ extra=""
 $PY -m pip install -q "$torch_pin"
 $PY -m pip install -q -c constraints.txt -e ".$extra"
 $PY -m pip install -q --no-deps $nodeps
+# 4. (dev) KaTeX for the documentation site, from its npm package, so that the site's maths renders offline
+[ "${1:-}" = "dev" ] && $PY tools/build_docs.py --fetch-katex
 echo "installed: $($PY -c 'import ftbook, torch, transformers; print("ftbook", ftbook.__version__, "| torch", torch.__version__, "| transformers", transformers.__version__)')"
