@@ -358,13 +358,30 @@ def main(argv: list[str] | None = None) -> int:
         trust = trusted_sources(getattr(args, "allow_pickle", False), getattr(args, "trust_remote_code", False))
     try:
         with silent, trust:
-            return args.func(args)
+            rc = args.func(args)
     except NothingToResume as e:
         print(f"ftbook {args.verb}: {e}")
-        return 0
+        rc = 0
     except FtbookError as e:
         print(f"ftbook {args.verb}: error: {e}", file=sys.stderr)
-        return 2
+        rc = 2
+    _leave_process_group(rc)
+    return rc
+
+
+def _leave_process_group(rc: int):
+    """Under `accelerate launch`, once the verb is done: wait for the other processes (after a success), close the
+    process group, and exit with `rc` without the interpreter's teardown. There, gloo's threads can abort a finished
+    run ("terminate called without an active exception", SIGABRT) after its model and metrics are written, and the
+    launcher then reports the whole run as failed. In one process (no process group) this does nothing."""
+    if "torch" not in sys.modules: return  # --help, --version, models: torch never loaded
+    import os
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return
+    if rc == 0: dist.barrier()
+    dist.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(rc)
 
 # %% ../nbs/12_cli.ipynb #8061a39e
 def cmd_leakage(args) -> int:

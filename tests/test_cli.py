@@ -99,3 +99,16 @@ def check_tour_headlines(m: dict):
 def test_unknown_recipe_is_a_clean_error(tmp_path):
     r = run_cli("tour", "--only", "nope", "--out", tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "recipes are:" in r.stderr
+
+
+def test_allow_overlap_trains_and_puts_the_overlap_on_record(tmp_path):
+    "With --allow-overlap a run whose evaluation file is its training file trains, and metrics.json records how much overlapped."
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in [
+        ("Name a primary colour.", "Red."), ("What is 2 + 2?", "4."), ("Say hello in French.", "Bonjour."), ("Opposite of hot?", "Cold.")] * 2))
+    argv = ["sft", "--model", "tiny-llama", "--train", chats, "--eval", chats, "--max-steps", "1", "--out", tmp_path / "run"]
+    assert run_cli(*argv).returncode == 2 and not (tmp_path / "run").exists()  # refused without the flag
+    r = run_cli(*argv, "--allow-overlap")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (m["overlap_exact"], m["overlap_share"]) == (8, 1.0)
