@@ -115,7 +115,8 @@ def training_flags(p,
     g = p.add_argument_group("training (shared by every training verb)")
     g.add_argument("--epochs", type=POSITIVE_FLOAT, default=epochs, help=f"passes over the training file (default: {epochs:g})")
     g.add_argument("--max-steps", type=POSITIVE_INT, help="train exactly this many optimizer steps instead of --epochs")
-    g.add_argument("--learning-rate", type=POSITIVE_FLOAT, help="peak learning rate (default: the recipe's, ten times higher with --lora)")
+    g.add_argument("--learning-rate", type=POSITIVE_FLOAT,
+                   help="peak learning rate (default: the recipe's" + (", ten times higher with --lora)" if lora else ")"))
     g.add_argument("--batch-size", type=POSITIVE_INT,
                    help="prompts per update, split between the processes of accelerate launch (default: the profile's)" if name == "rlhf"
                    else "examples per micro-step on each process (default: the profile's)")

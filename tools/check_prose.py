@@ -8,9 +8,10 @@ each number that appears
 - in the literal text of a `Markdown(...)` call, outside its `{...}` fields (that is how a stale result slips into an
   otherwise computed sentence),
 
-unless it is one of the things prose may spell out: code in backticks, a link target, an ordered-list marker, a year,
-part of a name (`MiniLM-L6`, `SmolLM2-135M`, `H100`, `bf16`, `02b`), or a phrase on the reviewed allow-list
-`tools/prose_allow.txt` (constants the text defines: a split ratio, a chapter's chosen sizes, a paper's figure).
+unless it is one of the things prose may spell out: code in backticks, a link target, an ordered-list marker, the year
+of a citation, the structure of a formula (`$t+1$`, but not `$\\beta = 0.1$`), part of a name (`MiniLM-L6`,
+`SmolLM2-135M`, `H100`, `bf16`, `02b`), or a phrase on the reviewed allow-list `tools/prose_allow.txt` (constants the
+text defines: a split ratio, a chapter's chosen sizes, a paper's figure).
 
     python tools/check_prose.py            # report and exit 1 if anything is found
     python tools/check_prose.py --list     # every allowed number too, to review the allow-list
@@ -25,8 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ALLOW_FILE = ROOT / "tools" / "prose_allow.txt"
 
-NUMBER = re.compile(r"(?<![\w.\-/^])\d+(?:[.,]\d+)*(?:\s?%)?(?![\w])")
-"A number standing on its own: not glued to letters (`L6`, `135M`, `bf16`, `02b`), to a dot, a hyphen or a caret."
+NUMBER = re.compile(r"(?<![\w.\/^])(?<![\w.)\]]-)\d+(?:[.,]\d+)*(?:\s?%)?(?![\w])")
+"""A number standing on its own: not glued to letters (`L6`, `135M`, `bf16`, `02b`), to a dot or a caret, nor after a
+hyphen that joins it to a word (`top-5`, `1e-5`). A minus sign is not such a hyphen: `-27.1` is a number."""
+FORMULA = re.compile(r"\$[^$\n]*[A-Za-z\\][^$\n]*\$")
+FORMULA_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+|(?<==)\s*(?:[2-9]|\d{2,})(?:\.\d+)?(?![\w.])")
+"""Inside a formula with symbols, a decimal (`0.2`) or a value given to a symbol (`= 8`) is a number; the structure of
+the formula (`t+1`, `2^{32}`, `= 0`) is not."""
 NUMBER_WORD = re.compile(r"\b(?:(?:one|a|an)-(?:epoch|step|seed|run|point)|three|four|five|six|seven|eight|nine|ten|eleven|"
                          r"twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|"
                          r"millions?|billions?|trillions?|half|third|quarter|fifth|tenth|twice|double|triple)\b", re.I)
@@ -38,8 +44,7 @@ SKIP = [re.compile(p, re.S) for p in (
     r"<[^>\n]*>",                 # html tags and their attributes
     r"(?m)^\s*\d+\.\s",           # ordered-list markers
     r"(?m)^\|\s*\d+[a-z]?\s*\|",   # a table's row numbers (chapter numbers)
-    r"\$[^$\n]*[A-Za-z\\][^$\n]*\$",  # formulas with a variable ($k+1$, $1 - (1 - J^r)^b$); a bare $10^6$ is a number
-    r"(?<!\d)(?:19|20)\d\d(?!\d)",  # years
+    r"(?<!\d)(?:19|20)\d\d[a-z]?(?=[);])|(?<=\()(?:19|20)\d\d(?!\d)",  # years of citations: (Hu et al., 2021), Pal et al. (2024)
     r"\b\d+(?:st|nd|rd|th)\b",    # ordinals name a position, not a result
     r"\b[Cc]hapters? \d+[a-z]?\b",  # chapter references
     r"\{[^{}]*\}",                # f-string fields (computed) in Markdown(...) literals after reassembly
@@ -80,9 +85,21 @@ def _inside_fstring(const, root) -> bool:
     return any(isinstance(n, ast.JoinedStr) and const in n.values for n in ast.walk(root))
 
 
+def _blank(m: re.Match) -> str: return " " * len(m.group())
+
+
+def _formula(m: re.Match) -> str:
+    "A formula blanked but for the numbers it states (FORMULA_NUMBER), each kept where it stands."
+    keep = [(k.start(), k.end()) for k in FORMULA_NUMBER.finditer(m.group())]
+    return "".join(ch if any(a <= i < b for a, b in keep) else " " for i, ch in enumerate(m.group()))
+
+
 def _mask(text: str, phrases: list[str]) -> str:
-    for ph in sorted(phrases, key=len, reverse=True): text = _phrase(ph).sub(lambda m: " " * len(m.group()), text)
-    for rx in SKIP: text = rx.sub(lambda m: " " * len(m.group()), text)
+    for ph in sorted(phrases, key=len, reverse=True): text = _phrase(ph).sub(_blank, text)
+    text = SKIP[0].sub(_blank, text)  # fenced code first: a formula's dollar signs inside code are not maths
+    for rx in SKIP[1:2]: text = rx.sub(_blank, text)  # inline code
+    text = FORMULA.sub(_formula, text)
+    for rx in SKIP[2:]: text = rx.sub(_blank, text)
     return text
 
 
