@@ -8,6 +8,7 @@ Modules:
 - `ftbook.recorded.bench_leakage`: Benchmark `ftbook.leakage.leakage_report` on 100,000 training x 10,000 evaluation short texts, beside two baselines.
 - `ftbook.recorded.exp_dpo_smollm2`: DPO of SmolLM2-135M-Instruct on the shipped preference pairs, full and LoRA, against the chapter-07 PPO run on the same data, starting policy and budget.
 - `ftbook.recorded.exp_forgetting`: Forgetting, measured without confounds: full fine-tuning, LoRA and replay at matched settings, over seeds.
+- `ftbook.recorded.exp_lora_lr`: Full fine-tuning against LoRA, each at its own best learning rate: a sweep on MiniLM and the shipped reviews.
 - `ftbook.recorded.exp_mlm_head`: Can any masked-LM head on the frozen MiniLM encoder fill masks better than a unigram guess, given all the English text that ships offline? A longer warm-up than chapter 4 can afford on a CPU.
 - `ftbook.recorded.exp_onpolicy_dpo`: DPO of SmolLM2-135M-Instruct on pairs made from its own answers (on-policy), ranked by a verifiable rule.
 - `ftbook.recorded.exp_reward_smollm2`: SmolLM2-135M-Instruct as a pairwise reward model on the shipped twin preferences, beside MiniLM trained the same way.

@@ -25,10 +25,10 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .config import ConfigError, FtbookError, Result, DataError, ModelError, model_for
-from .stats import mean_interval, proportion_interval, compare as compare_accuracy, paired_bootstrap
+from .stats import mean_interval, proportion_interval, compare as compare_accuracy, paired_bootstrap, seed_difference
 from .sft import encode_conversation, load_sft_model, FULL_LR as SFT_FULL_LR, InstructConfig, prepare_sft, train_sft
 from .models import TASKS, resolve_model, load_tokenizer, load_model
-from .classify import fresh_modules, load_classifier, FULL_LR as CLASSIFY_FULL_LR, ClassifyConfig, correct, tfidf_baseline, train_classifier, load_trained_classifier, balanced_sample, load_labelled
+from .classify import fresh_modules, load_classifier, FULL_LR as CLASSIFY_FULL_LR, ClassifyConfig, correct, predict, tfidf_baseline, train_classifier, load_trained_classifier, balanced_sample, load_labelled
 from .train import memory_now_mb, peak_memory_mb, reset_peak_memory, default_learning_rate, save_model, _linear_layers, add_lora, adapted_layers, lora_param_count, lora_targets, trainable_params  # re-exported: `from ftbook.lora import add_lora` keeps working
 from .pitfalls import ForgettingProbe
 from .metrics import perplexity
@@ -37,8 +37,9 @@ from .data import split_data
 # %% auto #0
 __all__ = ['ATTENTION_NAMES', 'LoRALinear', 'attention_targets', 'StepTimer', 'mean_embeddings', 'embedding_drift',
            'conversation_losses', 'Arm', 'make_arms', 'check_ranks', 'check_rank_fits', 'qlora_available',
-           'load_quantized', 'compare', 'comparison_table', 'plot_compare', 'update_spectrum', 'energy_in_top',
-           'random_like_spectrum', 'CheckStep', 'is_adapter', 'load_saved', 'lost_head', 'verify', 'lora_recipe']
+           'load_quantized', 'compare', 'comparison_table', 'plot_compare', 'lr_sweep', 'update_spectrum',
+           'energy_in_top', 'random_like_spectrum', 'CheckStep', 'is_adapter', 'load_saved', 'lost_head', 'verify',
+           'lora_recipe']
 
 # %% ../nbs/09_lora.ipynb #e10d3baf
 class LoRALinear(nn.Module):
@@ -137,6 +138,7 @@ class Arm:
     lora_r: int = 0  # 0: every weight trains
     targets: str = "all-linear"  # adapted layers: 'all-linear', 'attention', or comma-separated names
     quantize: bool = False  # QLoRA: the frozen base in 4-bit NF4 through bitsandbytes (CUDA only)
+    learning_rate: float | None = None  # this arm's peak rate (None: the config's, else the method's default)
 
 
 def make_arms(ranks=(8,),  # LoRA ranks (all-linear) to compare
@@ -200,6 +202,7 @@ def _load_arm(task: str, name, labels, cfg, arm: Arm, attention: str):
     "The model `arm` trains, and the config it trains with (rank and targets set from the arm)."
     targets = attention if arm.targets == "attention" else arm.targets
     c = replace(cfg, lora_r=arm.lora_r, lora_targets=targets)
+    if arm.learning_rate is not None: c = replace(c, learning_rate=arm.learning_rate)
     if task == "classify":
         if not arm.quantize: return load_classifier(name, labels, c), c
         model = load_quantized(name, "seq-cls", num_labels=len(labels), id2label={i: str(l) for i, l in enumerate(labels)},
@@ -365,6 +368,58 @@ def plot_compare(rows: list[dict],  # `compare(...).history`
     fig.suptitle("grey: full fine-tuning; blue: LoRA on every linear layer; orange: LoRA on the given layers; bars: 95% intervals", fontsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/09_lora.ipynb #2f623151
+def lr_sweep(name: str | os.PathLike,  # encoder preset, folder or hub id
+             train, val, test,  # `ftbook.classify` datasets (text, label): train on the first, choose on the second, report on the third
+             arms: list[Arm],  # what to compare, e.g. full and LoRA at two ranks (QLoRA arms are not swept)
+             rates: dict[str, tuple],  # arm name -> the peak learning rates to try
+             seeds=(0, 1, 2),  # every arm and rate trains once per seed
+             cfg: ClassifyConfig | None = None,  # the budget, batch and schedule every run shares (default: the profile's)
+            ) -> dict:
+    """Train every arm at every rate and seed; choose each arm's rate by mean validation accuracy, then report the test
+    accuracy at that rate (and at the method's default), each arm against the first at their chosen rates. The test
+    set plays no part in the choice."""
+    cfg = cfg or ClassifyConfig.for_profile(save_steps=0)
+    if len(seeds) < 2: raise ConfigError("lr_sweep needs at least two seeds: the difference between arms is judged over seeds")
+    if missing := [a.name for a in arms if not rates.get(a.name)]: raise ConfigError(f"no learning rates given for arm(s) {missing}")
+    tok, labels = load_tokenizer(name), sorted(set(train["label"]))
+    runs = []
+    for arm in arms:
+        for lr in rates[arm.name]:
+            for seed in seeds:
+                c = replace(cfg, lora_r=arm.lora_r, lora_targets=arm.targets, learning_rate=lr, seed=seed)
+                model = load_classifier(name, labels, c)
+                with tempfile.TemporaryDirectory(prefix="ftbook-sweep-") as tmp:
+                    res = train_classifier(model, tok, train, val, c, output_dir=tmp)
+                test_pred = predict(model, tok, list(test["text"]))
+                runs.append({"arm": arm.name, "learning_rate": lr, "seed": seed, "val_accuracy": float(np.mean(correct(res.predictions))),
+                             "test_correct": [int(str(p["label"]) == str(y)) for p, y in zip(test_pred, test["label"])],
+                             "train_loss": res.metrics.get("train_loss")})
+                del model, res; gc.collect()
+    def cell(arm, lr): return [r for r in runs if r["arm"] == arm and r["learning_rate"] == lr]  # one run per seed, in seed order
+    best = {a.name: max(rates[a.name], key=lambda lr: np.mean([r["val_accuracy"] for r in cell(a.name, lr)])) for a in arms}
+    ref = arms[0].name
+    def per_example(arm, lr): return np.mean([r["test_correct"] for r in cell(arm, lr)], axis=0)  # right share over seeds
+    def per_seed(arm, lr): return [float(np.mean(r["test_correct"])) for r in cell(arm, lr)]
+    rows = []
+    for a in arms:
+        default = default_learning_rate(None, CLASSIFY_FULL_LR, a.lora_r)
+        for which, lr in (("best", best[a.name]), ("default", default)):
+            if lr not in rates[a.name]: continue
+            acc = per_seed(a.name, lr)
+            row = {"arm": a.name, "rate": which, "learning_rate": lr, "test_accuracy": float(np.mean(acc)),
+                   "seed_sd": float(np.std(acc, ddof=1)), "val_accuracy": float(np.mean([r["val_accuracy"] for r in cell(a.name, lr)]))}
+            if a.name != ref:
+                iv = paired_bootstrap(per_example(a.name, lr), per_example(ref, best[ref]))
+                sd = seed_difference(acc, per_seed(ref, best[ref]))
+                row |= {"vs_full_best": iv.estimate, "vs_low": iv.low, "vs_high": iv.high,
+                        "vs_seed_low": sd.low, "vs_seed_high": sd.high}
+            rows.append(row)
+    grid = [{"arm": a.name, "learning_rate": lr, "val_accuracy": float(np.mean([r["val_accuracy"] for r in cell(a.name, lr)])),
+             "test_accuracy": float(np.mean(per_seed(a.name, lr)))} for a in arms for lr in rates[a.name]]
+    return {"best_rate": best, "rows": rows, "grid": grid,
+            "runs": [{k: v for k, v in r.items() if k != "test_correct"} | {"test_accuracy": float(np.mean(r["test_correct"]))} for r in runs]}
 
 # %% ../nbs/09_lora.ipynb #6ceeac68
 def update_spectrum(before: torch.Tensor, after: torch.Tensor,  # one weight matrix before and after full fine-tuning

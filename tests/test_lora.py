@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from ftbook.classify import ClassifyConfig, fresh_modules, load_classifier
 from ftbook.config import ConfigError
 from ftbook.lora import (Arm, LoRALinear, adapted_layers, check_rank_fits, check_ranks, compare, energy_in_top, lora_param_count,
-                         make_arms, random_like_spectrum, trainable_params, update_spectrum, verify)
+                         lr_sweep, make_arms, random_like_spectrum, trainable_params, update_spectrum, verify)
 from ftbook.models import load_model, load_tokenizer
 from ftbook.lora import add_lora
 from ftbook.train import save_model
@@ -132,6 +132,43 @@ def test_compare_rows_on_a_tiny_classifier():
     assert r4["artifact_mb"] < full["artifact_mb"] and all(r["train_steps"] == 3 for r in res.history)
     assert all(0 <= r["metric_low"] <= r["metric"] <= r["metric_high"] <= 1 for r in res.history)
     assert len(res.lines) == 3 and "interval" in res.lines[1]
+
+
+def test_lr_sweep_chooses_each_rate_on_validation_and_reports_it_on_test():
+    rows = [{"text": f"{w} {t}", "label": lab} for w, lab in [("great", "pos"), ("awful", "neg")] for t in "abcdefgh"]
+    ds = Dataset.from_list(rows)
+    val = ds.select(range(0, 16, 2))
+    rates = {"full": (1e-5, 1e-3), "lora-r4": (1e-4, 1e-2)}
+    res = lr_sweep("tiny-bert", ds, val, ds, [Arm("full"), Arm("lora-r4", 4)], rates, (0, 1),
+                   ClassifyConfig(max_steps=2, batch_size=8, save_steps=0))
+    assert len(res["runs"]) == 2 * 2 * 2 and {(r["arm"], r["learning_rate"], r["seed"]) for r in res["runs"]} == {
+        (a, lr, s) for a, rs in rates.items() for lr in rs for s in (0, 1)}
+    for arm, rs in rates.items():  # the chosen rate is the best mean validation accuracy; the test set plays no part
+        val_mean = {g["learning_rate"]: g["val_accuracy"] for g in res["grid"] if g["arm"] == arm}
+        assert set(val_mean) == set(rs) and res["best_rate"][arm] == max(rs, key=val_mean.get)
+    best = [r for r in res["rows"] if r["rate"] == "best"]
+    assert [r["arm"] for r in best] == ["full", "lora-r4"] and [r["learning_rate"] for r in best] == [res["best_rate"]["full"], res["best_rate"]["lora-r4"]]
+    r4 = best[1]
+    assert r4["vs_low"] <= r4["vs_full_best"] <= r4["vs_high"] and "vs_full_best" not in best[0]
+    assert not [r for r in res["rows"] if r["rate"] == "default"]  # neither default rate (1e-4 full, 1e-3 LoRA) was swept here
+    with pytest.raises(ConfigError, match="two seeds"): lr_sweep("tiny-bert", ds, val, ds, [Arm("full")], rates, (0,))
+    with pytest.raises(ConfigError, match="lora-r8"): lr_sweep("tiny-bert", ds, val, ds, [Arm("lora-r8", 8)], rates, (0, 1))
+
+
+@pytest.mark.slow  # a fresh interpreter and every arm, rate and seed of the script (about ten seconds)
+def test_the_recorded_learning_rate_sweep_runs_end_to_end(tmp_path):
+    "exp_lora_lr's every code path, on a tiny random model (EXP_SMOKE): the JSON chapter 9 reads, with its fields."
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "exp.json"
+    r = subprocess.run([sys.executable, "-m", "ftbook.recorded.exp_lora_lr", "--json", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "EXP_SMOKE": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert {"machine", "seconds", "data_sha256", "n_train", "n_val", "n_test", "seeds", "rates", "best_rate", "rows", "grid"} <= set(got)
+    assert set(got["best_rate"]) == {"full", "lora-r4", "lora-r16"}
+    assert len(got["runs"]) == sum(len(v) for v in got["rates"].values()) * len(got["seeds"])
 
 
 def test_cli_refuses_bad_ranks_and_bad_files_before_writing(tmp_path):

@@ -8,10 +8,11 @@ each number that appears
 - in the literal text of a `Markdown(...)` call, outside its `{...}` fields (that is how a stale result slips into an
   otherwise computed sentence),
 
-unless it is one of the things prose may spell out: code in backticks, a link target, an ordered-list marker, the year
-of a citation, the structure of a formula (`$t+1$`, but not `$\\beta = 0.1$`), part of a name (`MiniLM-L6`,
-`SmolLM2-135M`, `H100`, `bf16`, `02b`), or a phrase on the reviewed allow-list `tools/prose_allow.txt` (constants the
-text defines: a split ratio, a chapter's chosen sizes, a paper's figure).
+unless it is one of the things prose may spell out: code in backticks (`max_steps=12`; a number alone in backticks,
+`12`, is still a number), a link target, an ordered-list marker, the year of a citation, the structure of a formula
+(`$t+1$`, but not `$\\beta = 0.1$`), part of a name (`MiniLM-L6`, `SmolLM2-135M`, `H100`, `bf16`, `02b`), or a phrase on
+the reviewed allow-list `tools/prose_allow.txt` (constants the text defines: a split ratio, a chapter's chosen sizes, a
+paper's figure).
 
     python tools/check_prose.py            # report and exit 1 if anything is found
     python tools/check_prose.py --list     # every allowed number too, to review the allow-list
@@ -29,6 +30,9 @@ ALLOW_FILE = ROOT / "tools" / "prose_allow.txt"
 NUMBER = re.compile(r"(?<![\w.\/^])(?<![\w.)\]]-)\d+(?:[.,]\d+)*(?:\s?%)?(?![\w])")
 """A number standing on its own: not glued to letters (`L6`, `135M`, `bf16`, `02b`), to a dot or a caret, nor after a
 hyphen that joins it to a word (`top-5`, `1e-5`). A minus sign is not such a hyphen: `-27.1` is a number."""
+BARE_CODE = re.compile(r"`\s*([-\u2212]?\d+(?:[.,]\d+)*\s?%?)\s*`")
+"""Backticks around a number alone (`12`, `0.5`) make it look like code, but in a sentence it is still a number. A named
+setting (`max_steps=12`) is code: the reader finds it in the cell."""
 FORMULA = re.compile(r"\$[^$\n]*[A-Za-z\\][^$\n]*\$")
 FORMULA_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+|(?<==)\s*(?:[2-9]|\d{2,})(?:\.\d+)?(?![\w.])")
 """Inside a formula with symbols, a decimal (`0.2`) or a value given to a symbol (`= 8`) is a number; the structure of
@@ -97,6 +101,7 @@ def _formula(m: re.Match) -> str:
 def _mask(text: str, phrases: list[str]) -> str:
     for ph in sorted(phrases, key=len, reverse=True): text = _phrase(ph).sub(_blank, text)
     text = SKIP[0].sub(_blank, text)  # fenced code first: a formula's dollar signs inside code are not maths
+    text = BARE_CODE.sub(lambda m: " " + m.group(1).center(len(m.group()) - 2) + " ", text)
     for rx in SKIP[1:2]: text = rx.sub(_blank, text)  # inline code
     text = FORMULA.sub(_formula, text)
     for rx in SKIP[2:]: text = rx.sub(_blank, text)
