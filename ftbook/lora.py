@@ -372,7 +372,7 @@ def plot_compare(rows: list[dict],  # `compare(...).history`
 # %% ../nbs/09_lora.ipynb #2f623151
 def lr_sweep(name: str | os.PathLike,  # encoder preset, folder or hub id
              train, val, test,  # `ftbook.classify` datasets (text, label): train on the first, choose on the second, report on the third
-             arms: list[Arm],  # what to compare, e.g. full and LoRA at two ranks (QLoRA arms are not swept)
+             arms: list[Arm],  # what to compare, e.g. full and LoRA at two ranks (QLoRA arms are refused)
              rates: dict[str, tuple],  # arm name -> the peak learning rates to try
              seeds=(0, 1, 2),  # every arm and rate trains once per seed
              cfg: ClassifyConfig | None = None,  # the budget, batch and schedule every run shares (default: the profile's)
@@ -383,19 +383,21 @@ def lr_sweep(name: str | os.PathLike,  # encoder preset, folder or hub id
     cfg = cfg or ClassifyConfig.for_profile(save_steps=0)
     if len(seeds) < 2: raise ConfigError("lr_sweep needs at least two seeds: the difference between arms is judged over seeds")
     if missing := [a.name for a in arms if not rates.get(a.name)]: raise ConfigError(f"no learning rates given for arm(s) {missing}")
+    if quantized := [a.name for a in arms if a.quantize]: raise ConfigError(f"lr_sweep trains no QLoRA arm ({quantized}): sweep it on a GPU with compare")
     tok, labels = load_tokenizer(name), sorted(set(train["label"]))
+    attention = attention_targets(load_classifier(name, labels, replace(cfg, lora_r=0))) if any(a.targets == "attention" for a in arms) else ""
     runs = []
     for arm in arms:
         for lr in rates[arm.name]:
             for seed in seeds:
-                c = replace(cfg, lora_r=arm.lora_r, lora_targets=arm.targets, learning_rate=lr, seed=seed)
+                c = replace(cfg, lora_r=arm.lora_r, lora_targets=attention if arm.targets == "attention" else arm.targets,
+                            learning_rate=lr, seed=seed)
                 model = load_classifier(name, labels, c)
                 with tempfile.TemporaryDirectory(prefix="ftbook-sweep-") as tmp:
                     res = train_classifier(model, tok, train, val, c, output_dir=tmp)
-                test_pred = predict(model, tok, list(test["text"]))
+                test_pred = predict(model, tok, list(test["text"]), batch_size=c.eval_batch_size, max_length=c.max_length)
                 runs.append({"arm": arm.name, "learning_rate": lr, "seed": seed, "val_accuracy": float(np.mean(correct(res.predictions))),
-                             "test_correct": [int(str(p["label"]) == str(y)) for p, y in zip(test_pred, test["label"])],
-                             "train_loss": res.metrics.get("train_loss")})
+                             "test_correct": [int(str(p["label"]) == str(y)) for p, y in zip(test_pred, test["label"])]})
                 del model, res; gc.collect()
     def cell(arm, lr): return [r for r in runs if r["arm"] == arm and r["learning_rate"] == lr]  # one run per seed, in seed order
     best = {a.name: max(rates[a.name], key=lambda lr: np.mean([r["val_accuracy"] for r in cell(a.name, lr)])) for a in arms}
@@ -418,8 +420,8 @@ def lr_sweep(name: str | os.PathLike,  # encoder preset, folder or hub id
             rows.append(row)
     grid = [{"arm": a.name, "learning_rate": lr, "val_accuracy": float(np.mean([r["val_accuracy"] for r in cell(a.name, lr)])),
              "test_accuracy": float(np.mean(per_seed(a.name, lr)))} for a in arms for lr in rates[a.name]]
-    return {"best_rate": best, "rows": rows, "grid": grid,
-            "runs": [{k: v for k, v in r.items() if k != "test_correct"} | {"test_accuracy": float(np.mean(r["test_correct"]))} for r in runs]}
+    return {"best_rate": best, "rows": rows, "grid": grid,  # runs keep each test review's 0/1, so any comparison can be redone
+            "runs": [r | {"test_accuracy": float(np.mean(r["test_correct"]))} for r in runs]}
 
 # %% ../nbs/09_lora.ipynb #6ceeac68
 def update_spectrum(before: torch.Tensor, after: torch.Tensor,  # one weight matrix before and after full fine-tuning

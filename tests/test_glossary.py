@@ -1,7 +1,8 @@
-"""The glossary (`nbs/glossary.ipynb`) links each term to the section of the chapter that first explains it. Every entry
-is a list item `- **term**: definition ([chapter N](NN_name.html#anchor)).`, the entries run in alphabetical order under
-their letter's heading, and every link names a notebook in `nbs/` and one of its headings, so a renamed section fails
-here rather than as a dead link on the site. Pure JSON and regular expressions: no notebook runs."""
+"""The glossary (`nbs/glossary.ipynb`) links each term to a section of a chapter that explains it. Every entry is a
+list item `- **term**: definition ([chapter N](NN_name.html#anchor)).`, or `([chapter N](NN_name.html))` for a term
+the chapter's opening defines, before its first heading. The entries run in alphabetical order under their letter's
+heading, and every link names a notebook in `nbs/` and, when it gives an anchor, one of its headings, so a renamed
+section fails here rather than as a dead link on the site. Pure JSON and regular expressions: no notebook runs."""
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,8 @@ GLOSSARY = NBS / "glossary.ipynb"
 
 ENTRY = re.compile(r"(?ms)^- \*\*(?P<term>.+?)\*\*:(?P<text>.*?)(?=^- |^#|\Z)")
 LINK = re.compile(r"\]\((?P<target>[^)\s]*)\)")
-CHAPTER_LINK = re.compile(r"(?P<nb>\d\d[a-z]?_\w+)\.html#(?P<anchor>[^\s#]+)")
+CHAPTER_LINK = re.compile(r"(?P<nb>\d\d[a-z]?_\w+)\.html(?:#(?P<anchor>[^\s#]+))?")
+"A chapter page, with the id of one of its headings, or with none: the chapter's opening, above its first heading."
 HEADING = re.compile(r"^(#{2,6})\s+(?P<text>.*?)\s*#*\s*$")
 
 
@@ -75,7 +77,8 @@ def order_problems(found: list[tuple[str, str, str]]) -> list[str]:
 
 
 def link_problems(found: list[tuple[str, str, str]], nbs: Path = NBS) -> list[str]:
-    "What is wrong with each entry's link: not exactly one, not `NN_name.html#anchor`, no such notebook or heading."
+    """What is wrong with each entry's link: not exactly one, not `NN_name.html#anchor` or `NN_name.html`, no such
+    notebook, or an anchor that is none of its headings. A link without an anchor is the chapter's opening."""
     problems, cache = [], {}
     for _, term, text in found:
         links = LINK.findall(text)
@@ -83,10 +86,11 @@ def link_problems(found: list[tuple[str, str, str]], nbs: Path = NBS) -> list[st
             problems.append(f"{term!r}: {len(links)} links, want exactly one"); continue
         m = CHAPTER_LINK.fullmatch(links[0])
         if not m:
-            problems.append(f"{term!r}: link {links[0]!r} is not of the form NN_name.html#anchor"); continue
+            problems.append(f"{term!r}: link {links[0]!r} is not of the form NN_name.html#anchor or NN_name.html"); continue
         path = nbs / f"{m.group('nb')}.ipynb"
         if not path.exists():
             problems.append(f"{term!r}: {path.name} does not exist"); continue
+        if m.group("anchor") is None: continue  # the chapter's opening
         if path not in cache: cache[path] = anchors(json.loads(path.read_text(encoding="utf-8")))
         if m.group("anchor") not in cache[path]:
             problems.append(f"{term!r}: {path.name} has no heading with the id {m.group('anchor')!r}")
@@ -134,6 +138,9 @@ def test_the_checks_report_bad_entries(tmp_path):
         "## B\n\n",
         "- **beta**: A weight ([chapter 7](07_demo.html#no-such-section)).\n",
         "- **batch**: Examples ([chapter 7](07_demo.html#rewards-per-token)).\n",
+        "- **baseline**: The chapter's opening, no anchor ([chapter 7](07_demo.html)).\n",
+        "- **bandit**: An empty anchor ([chapter 7](07_demo.html#)).\n",
+        "- **bin**: No anchor, no such notebook ([chapter 98](98_gone.html)).\n",
         "- **bogus**: Nowhere ([chapter 99](99_nothing.html#anything)).\n",
         "- **`bfd` packing**: No link at all.\n",
         "- **bias**: Two links ([a](07_demo.html#on-a-gpu)) ([b](07_demo.html#on-a-gpu-1)).\n",
@@ -141,9 +148,13 @@ def test_the_checks_report_bad_entries(tmp_path):
         "- **code**: A heading inside fenced code ([chapter 7](07_demo.html#not-a-heading)).\n",
         "- **dpo**: Wrong letter, good link ([chapter 7](07_demo.html#on-a-gpu-1)).\n"]}]}
     found = entries(made_up)
-    assert [t for _, t, _ in found] == ["beta", "batch", "bogus", "`bfd` packing", "bias", "bootstrap", "code", "dpo"]
+    assert [t for _, t, _ in found] == ["beta", "batch", "baseline", "bandit", "bin", "bogus", "`bfd` packing", "bias",
+                                        "bootstrap", "code", "dpo"]
     problems = link_problems(found, tmp_path)
-    assert len(problems) == 6, problems
+    assert len(problems) == 8, problems
+    assert not any(p.startswith("'baseline'") for p in problems)  # a chapter's opening needs no anchor
+    assert any(p.startswith("'bandit': link") for p in problems)
+    assert "'bin': 98_gone.ipynb does not exist" in problems
     assert "'beta': 07_demo.ipynb has no heading with the id 'no-such-section'" in problems
     assert "'bogus': 99_nothing.ipynb does not exist" in problems
     assert "'`bfd` packing': 0 links, want exactly one" in problems

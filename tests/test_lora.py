@@ -151,6 +151,10 @@ def test_lr_sweep_chooses_each_rate_on_validation_and_reports_it_on_test():
     r4 = best[1]
     assert r4["vs_low"] <= r4["vs_full_best"] <= r4["vs_high"] and "vs_full_best" not in best[0]
     assert not [r for r in res["rows"] if r["rate"] == "default"]  # neither default rate (1e-4 full, 1e-3 LoRA) was swept here
+    attn = lr_sweep("tiny-bert", ds, val, ds, [Arm("lora-r2-attn", 2, "attention")], {"lora-r2-attn": (1e-3,)}, (0, 1),
+                    ClassifyConfig(max_steps=1, batch_size=8, save_steps=0))  # 'attention' names the model's own projections
+    assert attn["best_rate"] == {"lora-r2-attn": 1e-3} and len(attn["runs"]) == 2 and len(attn["runs"][0]["test_correct"]) == len(ds)
+    with pytest.raises(ConfigError, match="QLoRA"): lr_sweep("tiny-bert", ds, val, ds, [Arm("qlora-r4", 4, quantize=True)], {"qlora-r4": (1e-3,)}, (0, 1))
     with pytest.raises(ConfigError, match="two seeds"): lr_sweep("tiny-bert", ds, val, ds, [Arm("full")], rates, (0,))
     with pytest.raises(ConfigError, match="lora-r8"): lr_sweep("tiny-bert", ds, val, ds, [Arm("lora-r8", 8)], rates, (0, 1))
 
