@@ -71,3 +71,13 @@ def test_the_check_finds_numbers_after_a_minus_in_years_and_in_formulas(tmp_path
     assert found == [(0, "27.1"), (0, "2000"), (1, "0.5"), (1, "0.8"), (1, "1.2")], found
     assert check_prose.find(nb, {"08_demo": ["to -27.1 after 2000 steps", "$\\beta = 0.5$",
                                              "0.8, 1.2)$"]}) == []
+
+
+def test_the_check_finds_a_number_alone_in_backticks_and_lets_named_settings_through(tmp_path):
+    "The fourth hole: backticks around a bare number (`12`) do not make it code; a named setting (`max_steps=12`) is code."
+    nb = _nb(tmp_path / "08_demo.ipynb",
+             ("markdown", "Ran `12` rounds of ` 8 ` and scored `0.5%`; set `max_steps=12`, `lr=3e-4` and `ranks=(4, 16)`."),
+             ("code", 'Markdown(f"after `{n}` steps and `16` more")'))
+    found = [(i, num) for i, num, _ in check_prose.find(nb, {})]
+    assert found == [(0, "12"), (0, "8"), (0, "0.5%"), (1, "16")], found
+    assert check_prose.find(nb, {"08_demo": ["`12` rounds of ` 8 `", "`0.5%`", "`16` more"]}) == []
